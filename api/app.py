@@ -1,0 +1,37 @@
+"""The FastAPI application factory."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors, metrics
+from api.routes import api_keys, channels, departments, lines, operators, service
+from core.config import Settings, get_settings
+from core.db import create_engine, session_factory
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the engine opens at startup and closes at shutdown."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        app.state.sessions = session_factory(engine)
+        app.state.temporal = None  # connected on first use
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="openlines",
+        version="0.1.0",
+        summary="Contact-center dialog orchestrator on Temporal",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    metrics.install(app)
+    for module in (service, operators, departments, lines, channels, api_keys):
+        app.include_router(module.router)
+    return app

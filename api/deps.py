@@ -1,0 +1,77 @@
+"""Request dependencies: the database session and the caller's identity."""
+
+import hmac
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import ApiError
+from core.api_keys import Role, digest
+from core.config import Settings
+from core.models import ApiKey
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a role, bound to an operator or a bot for those roles."""
+
+    role: Role
+    key_id: int | None = None
+    operator_id: int | None = None
+    bot_id: int | None = None
+
+
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+async def authenticate(request: Request, session: Session) -> Principal:
+    """Resolve the bearer key; 401 when it is missing, malformed, unknown or revoked."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "an 'Authorization: Bearer <key>' header is required", headers=_UNAUTHORIZED)
+    key = key.strip()
+    bootstrap = get_settings(request).bootstrap_admin_key
+    if bootstrap is not None and hmac.compare_digest(key, bootstrap.get_secret_value()):
+        return Principal(role="admin")
+    row = await session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))
+    )
+    if row is None:
+        raise ApiError(401, "unknown or revoked API key", headers=_UNAUTHORIZED)
+    return Principal(role=row.role, key_id=row.id, operator_id=row.operator_id, bot_id=row.bot_id)  # type: ignore[arg-type]
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits only the given roles (403 for the others)."""
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in roles:
+            raise ApiError(403, f"the {principal.role} role may not do this")
+        return principal
+
+    return check
+
+
+Admin = Annotated[Principal, Depends(require("admin"))]
+Reader = Annotated[Principal, Depends(require("admin", "supervisor", "operator"))]
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,109 @@
+"""Problem details (RFC 9457) for every error the API returns."""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class ApiError(Exception):
+    """Raised by handlers for any 4xx answer; becomes a problem-details body."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: Sequence[dict[str, str]] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = headers
+
+
+def invalid(field: str, message: str) -> ApiError:
+    """A 422 naming one field."""
+    return ApiError(422, f"{field}: {message}", [{"field": field, "message": message}])
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """``('queue', 'members', 0, 'id')`` -> ``queue.members[0].id``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def validation_error(errors: Iterable[Any], prefix: Sequence[int | str] = ()) -> ApiError:
+    """Turn pydantic error dicts into one 422 listing every bad field."""
+    items = []
+    for error in errors:
+        loc = list(prefix) + list(error["loc"])
+        if loc[:1] == ["body"]:
+            loc = loc[1:]
+        items.append({"field": field_path(loc) or "body", "message": error["msg"]})
+    detail = "; ".join(f"{item['field']}: {item['message']}" for item in items)
+    return ApiError(422, detail or "invalid input", items)
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    errors: Sequence[dict[str, str]] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through problem details."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        error = validation_error(exc.errors())
+        return problem_response(422, error.detail, error.errors)
+
+    @app.exception_handler(ValidationError)
+    async def _model_invalid(_: Request, exc: ValidationError) -> JSONResponse:
+        error = validation_error(exc.errors())
+        return problem_response(422, error.detail, error.errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)

@@ -1,0 +1,124 @@
+"""Lines: every settings group of spec/settings.md, stored whole with defaults filled in."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Body
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import Admin, AppSettings, Reader, Session
+from api.errors import ApiError, invalid
+from core.line_settings import LineSettings, merge_patch
+from core.models import OPEN_DIALOG_STATUSES, Channel, Department, Dialog, Line, Operator
+
+router = APIRouter(prefix="/v1/lines", tags=["lines"])
+
+
+class LineOut(LineSettings):
+    id: int
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def line_out(line: Line) -> LineOut:
+    return LineOut.model_validate(
+        {**line.settings, "id": line.id, "created_at": line.created_at, "updated_at": line.updated_at}
+    )
+
+
+async def load_line(session: AsyncSession, line_id: int) -> Line:
+    line = await session.get(Line, line_id)
+    if line is None or line.deleted_at is not None:
+        raise ApiError(404, f"line {line_id} does not exist")
+    return line
+
+
+async def _check_references(session: AsyncSession, settings: LineSettings) -> None:
+    """Members and KPI recipients must exist: a typo must not silently empty a queue."""
+    operators = set(await session.scalars(select(Operator.id)))
+    departments = set(await session.scalars(select(Department.id)))
+    for index, member in enumerate(settings.queue.members):
+        known = operators if member.type == "operator" else departments
+        if member.id not in known:
+            raise invalid(f"queue.members[{index}].id", f"{member.type} {member.id} does not exist")
+    for key in settings.queue.operator_overrides:
+        if int(key) not in operators:
+            raise invalid(f"queue.operator_overrides.{key}", f"operator {key} does not exist")
+    for item_name in ("first_answer", "further_answer"):
+        item = getattr(settings.kpi, item_name)
+        for index, recipient in enumerate(item.recipients):
+            if recipient not in operators:
+                raise invalid(
+                    f"kpi.{item_name}.recipients[{index}]", f"operator {recipient} does not exist"
+                )
+
+
+@router.post("", status_code=201)
+async def create_line(body: LineSettings, session: Session, _: Admin, config: AppSettings) -> LineOut:
+    await _check_references(session, body)
+    if config.max_lines:
+        count = await session.scalar(
+            select(func.count()).select_from(Line).where(Line.deleted_at.is_(None))
+        )
+        if (count or 0) >= config.max_lines:
+            raise ApiError(409, f"the line limit of this server ({config.max_lines}) is reached")
+    line = Line(settings=body.dump())
+    session.add(line)
+    await session.flush()
+    if body.name is None:
+        line.settings = {**line.settings, "name": f"Line {line.id}"}
+    await session.commit()
+    return line_out(line)
+
+
+@router.get("")
+async def list_lines(session: Session, _: Reader) -> list[LineOut]:
+    lines = await session.scalars(select(Line).where(Line.deleted_at.is_(None)).order_by(Line.id))
+    return [line_out(line) for line in lines]
+
+
+@router.get("/{line_id}")
+async def get_line(line_id: int, session: Session, _: Reader) -> LineOut:
+    return line_out(await load_line(session, line_id))
+
+
+@router.patch("/{line_id}")
+async def update_line(
+    line_id: int, session: Session, _: Admin, body: dict[str, Any] = Body(...)
+) -> LineOut:
+    """Partial settings: groups merge field by field; lists and maps are replaced whole."""
+    line = await load_line(session, line_id)
+    merged = LineSettings.model_validate(merge_patch(line.settings, body, LineSettings))
+    await _check_references(session, merged)
+    if merged.name is None:
+        merged.name = f"Line {line.id}"
+    line.settings = merged.dump()
+    await session.commit()
+    return line_out(line)
+
+
+@router.delete("/{line_id}", status_code=204)
+async def delete_line(line_id: int, session: Session, _: Admin, force: bool = False) -> None:
+    """Refused while dialogs are open, unless ``force``, which closes them silently first."""
+    line = await load_line(session, line_id)
+    open_dialogs = Dialog.line_id == line_id, Dialog.status.in_(OPEN_DIALOG_STATUSES)
+    count = await session.scalar(select(func.count()).select_from(Dialog).where(*open_dialogs))
+    if count and not force:
+        raise ApiError(
+            409,
+            f"line {line_id} has {count} open dialogs; "
+            "pass ?force=true to close them silently and delete the line",
+        )
+    now = datetime.now(UTC)
+    await session.execute(
+        update(Dialog)
+        .where(*open_dialogs)
+        .values(status="closed", close_reason="line_deleted", closed_at=now)
+    )
+    await session.execute(
+        update(Channel).where(Channel.line_id == line_id, Channel.deleted_at.is_(None)).values(deleted_at=now)
+    )
+    line.deleted_at = now
+    await session.commit()

@@ -1,0 +1,163 @@
+"""Operators: create, update (fire, vacation), presence and workday."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from sqlalchemy import select
+
+from api.deps import Admin, Principal, Reader, Session, authenticate
+from api.errors import ApiError, invalid
+from core.models import Operator
+
+router = APIRouter(prefix="/v1/operators", tags=["operators"])
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$")]
+
+
+class OperatorCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    email: Email | None = None
+    position: Annotated[str, StringConstraints(max_length=255)] | None = None
+    avatar_url: Url | None = None
+
+
+class OperatorUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    email: Email | None = None
+    position: Annotated[str, StringConstraints(max_length=255)] | None = None
+    avatar_url: Url | None = None
+    fired: bool | None = None
+    vacation_until: AwareDatetime | None = Field(
+        None, description="On vacation until this time; null ends the vacation"
+    )
+
+
+class PresenceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["online", "offline"]
+
+
+class WorkdayUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["started", "paused", "ended"]
+
+
+class OperatorOut(BaseModel):
+    id: int
+    name: str
+    email: str | None
+    position: str | None
+    avatar_url: str | None
+    fired: bool
+    fired_at: datetime | None
+    vacation_until: datetime | None
+    presence: str
+    workday: str
+    on_vacation: bool
+    created_at: datetime
+
+
+def to_out(operator: Operator, now: datetime | None = None) -> OperatorOut:
+    now = now or datetime.now(UTC)
+    return OperatorOut(
+        id=operator.id,
+        name=operator.name,
+        email=operator.email,
+        position=operator.position,
+        avatar_url=operator.avatar_url,
+        fired=operator.fired,
+        fired_at=operator.fired_at,
+        vacation_until=operator.vacation_until,
+        presence=operator.presence,
+        workday=operator.workday,
+        on_vacation=operator.vacation_until is not None and operator.vacation_until > now,
+        created_at=operator.created_at,
+    )
+
+
+async def load(session: Session, operator_id: int) -> Operator:
+    operator = await session.get(Operator, operator_id)
+    if operator is None:
+        raise ApiError(404, f"operator {operator_id} does not exist")
+    return operator
+
+
+def _admin_or_self(principal: Principal, operator_id: int) -> None:
+    if principal.role != "admin" and principal.operator_id != operator_id:
+        raise ApiError(403, f"only an admin or operator {operator_id} may change this")
+
+
+@router.post("", status_code=201)
+async def create_operator(body: OperatorCreate, session: Session, _: Admin) -> OperatorOut:
+    operator = Operator(**body.model_dump(), fired=False, presence="offline", workday="ended")
+    session.add(operator)
+    await session.commit()
+    return to_out(operator)
+
+
+@router.get("")
+async def list_operators(session: Session, _: Reader) -> list[OperatorOut]:
+    operators = await session.scalars(select(Operator).order_by(Operator.id))
+    now = datetime.now(UTC)
+    return [to_out(o, now) for o in operators]
+
+
+@router.get("/{operator_id}")
+async def get_operator(operator_id: int, session: Session, _: Reader) -> OperatorOut:
+    return to_out(await load(session, operator_id))
+
+
+@router.patch("/{operator_id}")
+async def update_operator(
+    operator_id: int, body: OperatorUpdate, session: Session, _: Admin
+) -> OperatorOut:
+    operator = await load(session, operator_id)
+    changes = body.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise invalid("name", "may not be null")
+    if "fired" in changes:
+        fired = bool(changes.pop("fired"))
+        if fired != operator.fired:
+            operator.fired = fired
+            operator.fired_at = datetime.now(UTC) if fired else None
+    for field, value in changes.items():
+        setattr(operator, field, value)
+    await session.commit()
+    return to_out(operator)
+
+
+@router.put("/{operator_id}/presence")
+async def set_presence(
+    operator_id: int,
+    body: PresenceUpdate,
+    session: Session,
+    principal: Annotated[Principal, Depends(authenticate)],
+) -> OperatorOut:
+    _admin_or_self(principal, operator_id)
+    operator = await load(session, operator_id)
+    operator.presence = body.status
+    await session.commit()
+    return to_out(operator)
+
+
+@router.put("/{operator_id}/workday")
+async def set_workday(
+    operator_id: int,
+    body: WorkdayUpdate,
+    session: Session,
+    principal: Annotated[Principal, Depends(authenticate)],
+) -> OperatorOut:
+    _admin_or_self(principal, operator_id)
+    operator = await load(session, operator_id)
+    operator.workday = body.state
+    await session.commit()
+    return to_out(operator)

@@ -1,0 +1,46 @@
+"""Server configuration: every knob is an ``OPENLINES_*`` environment variable."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One place that reads the environment; the README lists every field."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENLINES_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Folder for SQLite files and the dev admin key")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy async URL; empty means a SQLite file in data_dir",
+    )
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "openlines"
+    temporal_ui_url: str = Field(
+        "http://127.0.0.1:8233", description="Base URL of the Temporal UI, used in links"
+    )
+    bootstrap_admin_key: SecretStr | None = Field(
+        None, description="Accepted as an admin key; how a fresh install is first configured"
+    )
+    max_lines: int = Field(0, ge=0, description="Cap on the number of lines; 0 = no cap")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    temporal_port: int = Field(7233, ge=1, le=65535, description="gRPC port of the dev server")
+    temporal_ui_port: int = Field(8233, ge=1, le=65535, description="UI port of the dev server")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the SQLite file inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'openlines.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

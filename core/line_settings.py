@@ -1,0 +1,286 @@
+"""Line settings: every group of spec/settings.md as pydantic models, shared by the API,
+the workflows and the activities.
+
+Values outside their ranges are refused (never clamped) and unknown fields are refused, so
+a typo in a setting name is an error instead of a silently ignored value. Durations are
+integer seconds.
+"""
+
+from datetime import date
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ValidationInfo
+
+from core.languages import ISO_639_1
+
+Id = Annotated[int, Field(ge=1)]
+Text2000 = Annotated[str, StringConstraints(max_length=2000)]
+Text100 = Annotated[str, StringConstraints(max_length=100)]
+HourMinute = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+TextOrNone = Literal["text", "none"]
+
+_TIMEZONES = frozenset(available_timezones())
+
+
+class Group(BaseModel):
+    """Base of every settings group: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+
+class Member(Group):
+    type: Literal["operator", "department"]
+    id: Id
+
+
+class DisplayIdentity(Group):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    position: Annotated[str, StringConstraints(max_length=255)] | None = None
+    avatar_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+
+
+class Queue(Group):
+    members: list[Member] = []
+    distribution: Literal["evenly", "strictly", "all"] = "evenly"
+    handover_after: Annotated[int, Field(ge=60, le=43200)] = 60
+    check_availability: bool = False
+    max_dialogs_per_operator: Annotated[int, Field(ge=0, le=1000)] = 0
+    not_counted: Literal["answered", "awaiting_client", "closed"] = "answered"
+    operator_display: Literal["profile", "line", "hidden"] = "profile"
+    # Keys are operator ids (JSON object keys are strings).
+    operator_overrides: dict[Annotated[str, StringConstraints(pattern=r"^[1-9]\d*$")], DisplayIdentity] = {}
+    hidden_identity: DisplayIdentity = DisplayIdentity(name="Operator")
+
+    @field_validator("members")
+    @classmethod
+    def _members_unique(cls, members: list[Member]) -> list[Member]:
+        seen: set[tuple[str, int]] = set()
+        for member in members:
+            if (member.type, member.id) in seen:
+                raise PydanticCustomError(
+                    "duplicate_member", "{type} {id} is listed twice",
+                    {"type": member.type, "id": member.id},
+                )
+            seen.add((member.type, member.id))
+        return members
+
+
+class Crm(Group):
+    enabled: bool = True
+    chat_tracker: bool = True
+    create: Literal["none", "lead"] = "lead"
+    lead_source: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "channel"
+    forward_to_responsible: bool = True
+    transfer_changes_responsible: bool = True
+
+
+class Worktime(Group):
+    enabled: bool = False
+    timezone: str = "UTC"
+    from_: HourMinute = Field("09:00", alias="from")
+    to: HourMinute = "18:00"
+    days_off: list[Weekday] = ["sat", "sun"]
+    holidays: list[Annotated[str, StringConstraints(pattern=r"^\d\d-\d\d$")]] = []
+    off_hours_action: TextOrNone = "text"
+    off_hours_text: Text2000 = (
+        "Thank you for your message. We are outside working hours now; "
+        "an operator will answer as soon as we are back."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in _TIMEZONES:
+            raise PydanticCustomError(
+                "unknown_timezone", "unknown IANA time zone '{zone}'", {"zone": value}
+            )
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _after_from(cls, value: str, info: ValidationInfo) -> str:
+        start = info.data.get("from_")
+        if start is not None and value <= start:
+            raise PydanticCustomError(
+                "worktime_order", "must be later than 'from' ({start})", {"start": start}
+            )
+        return value
+
+    @field_validator("days_off")
+    @classmethod
+    def _days_unique(cls, days: list[str]) -> list[str]:
+        if len(set(days)) != len(days):
+            raise PydanticCustomError("duplicate_day", "a day is listed twice")
+        return days
+
+    @field_validator("holidays")
+    @classmethod
+    def _real_dates(cls, holidays: list[str]) -> list[str]:
+        for holiday in holidays:
+            month, day = int(holiday[:2]), int(holiday[3:])
+            try:
+                date(2000, month, day)  # a leap year, so 02-29 is a valid holiday
+            except ValueError:
+                raise PydanticCustomError(
+                    "invalid_holiday", "'{holiday}' is not a calendar day (MM-DD)",
+                    {"holiday": holiday},
+                ) from None
+        return holidays
+
+
+class Agreement(Group):
+    required: bool = False
+    agreement_id: Id | None = Field(None, validate_default=True)
+
+    @field_validator("agreement_id")
+    @classmethod
+    def _needed_when_required(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None and info.data.get("required"):
+            raise PydanticCustomError("missing", "required when agreement.required is true")
+        return value
+
+
+class Welcome(Group):
+    enabled: bool = True
+    each_session: bool = False
+    text: Text2000 = "Hello! Thank you for contacting us. An operator will answer shortly."
+
+
+class NoAnswer(Group):
+    after: Annotated[int, Field(ge=60, le=43200)] = 60
+    action: TextOrNone = "none"
+    text: Text2000 = "All our operators are busy right now. Please wait, we will answer soon."
+
+
+class Close(Group):
+    action: TextOrNone = "text"
+    text: Text2000 = "Thank you for contacting us. The dialog is closed."
+
+
+class Inactivity(Group):
+    after: Annotated[int, Field(ge=3600, le=2678400)] = 14400
+    action: TextOrNone = "none"
+    text: Text2000 = "We have not heard from you for a while, so we are closing this dialog."
+
+
+class RatingTexts(Group):
+    request: Text100
+    like: Text100
+    dislike: Text100
+
+
+class TextRatingTexts(Group):
+    request: Text2000
+    like: Text2000
+    dislike: Text2000
+
+
+class Rating(Group):
+    enabled: bool = True
+    close_on_rating: bool = False
+    time_limit: Annotated[int, Field(ge=0, le=2592000)] = 0
+    widget_texts: RatingTexts = RatingTexts(
+        request="Please rate the operator's work",
+        like="Thank you for your rating!",
+        dislike="Thank you. We will try to do better.",
+    )
+    text_texts: TextRatingTexts = TextRatingTexts(
+        request="Please rate the operator's work: send 1 if you liked it, 0 if you did not.",
+        like="Thank you for your rating!",
+        dislike="Thank you. We will try to do better.",
+    )
+
+
+class Bot(Group):
+    enabled: bool = False
+    bot_id: Id | None = Field(None, validate_default=True)
+    join: Literal["first", "always"] = "first"
+    handover_after: Annotated[int, Field(ge=0, le=86400)] = 600
+    leave: Literal["queue", "close"] = "queue"
+
+    @field_validator("bot_id")
+    @classmethod
+    def _needed_when_enabled(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None and info.data.get("enabled"):
+            raise PydanticCustomError("missing", "required when bot.enabled is true")
+        return value
+
+
+class KpiItem(Group):
+    limit: Annotated[int, Field(ge=0, le=86400)] = 0
+    notify: bool = False
+    recipients: list[Id] = []
+    text: Text2000 = "#OPERATOR# has not answered dialog #DIALOG# in time."
+
+
+class Kpi(Group):
+    first_answer: KpiItem = KpiItem()
+    further_answer: KpiItem = KpiItem()
+
+
+class LineSettings(Group):
+    """A whole line as clients send and receive it, minus its id."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        None, description="Defaults to 'Line N' once the line has its id"
+    )
+    active: bool = True
+    language: str = "en"
+    queue: Queue = Queue()
+    crm: Crm = Crm()
+    worktime: Worktime = Worktime()
+    agreement: Agreement = Agreement()
+    welcome: Welcome = Welcome()
+    no_answer: NoAnswer = NoAnswer()
+    close: Close = Close()
+    rating_wait: Annotated[int, Field(ge=0, le=86400)] = 600
+    inactivity: Inactivity = Inactivity()
+    quick_answers_list_id: Id | None = None
+    watch_typing: bool = True
+    rating: Rating = Rating()
+    bot: Bot = Bot()
+    kpi: Kpi = Kpi()
+
+    @field_validator("language")
+    @classmethod
+    def _iso_639_1(cls, value: str) -> str:
+        if value not in ISO_639_1:
+            raise PydanticCustomError(
+                "unknown_language", "'{code}' is not an ISO 639-1 language code", {"code": value}
+            )
+        return value
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON form clients see (``worktime.from``, not ``from_``)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def merge_patch(current: dict[str, Any], patch: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Apply a PATCH body: settings groups merge field by field, everything else is replaced.
+
+    A group is a field whose type is a settings model, so ``{"queue": {"distribution": "all"}}``
+    keeps the other queue fields, while a list or a map (``members``, ``operator_overrides``)
+    is replaced whole.
+    """
+    merged = dict(current)
+    for key, value in patch.items():
+        field = model.model_fields.get(key) or _field_by_alias(model, key)
+        sub_model = field.annotation if field is not None else None
+        if (
+            isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+            and isinstance(sub_model, type)
+            and issubclass(sub_model, BaseModel)
+        ):
+            merged[key] = merge_patch(merged[key], value, sub_model)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _field_by_alias(model: type[BaseModel], alias: str) -> Any:
+    return next((f for f in model.model_fields.values() if f.alias == alias), None)

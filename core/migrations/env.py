@@ -1,0 +1,31 @@
+"""Alembic environment: runs migrations on the async engine of the configured database."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from core.config import get_settings
+from core.db import create_engine
+from core.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    # Batch mode lets later ALTERs run on SQLite, which cannot alter most columns in place.
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+    await engine.dispose()
+
+
+url = config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url
+asyncio.run(_run_async(url))

@@ -1,0 +1,189 @@
+"""Database tables. The dialog rows are a projection of workflow state used for lists."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+    }
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    position: Mapped[str | None] = mapped_column(String(255))
+    avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    fired: Mapped[bool] = mapped_column(Boolean, default=False)
+    fired_at: Mapped[datetime | None]
+    vacation_until: Mapped[datetime | None]
+    presence: Mapped[str] = mapped_column(String(16), default="offline")
+    workday: Mapped[str] = mapped_column(String(16), default="ended")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Department(Base):
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DepartmentMember(Base):
+    """An operator in a department; ``position`` keeps the order the admin gave."""
+
+    __tablename__ = "department_members"
+
+    department_id: Mapped[int] = mapped_column(
+        ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True
+    )
+    operator_id: Mapped[int] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Line(Base):
+    """A line: its settings are stored whole, validated, with every default filled in.
+
+    Deleting a line only marks it deleted, so its dialogs and messages stay in history.
+    """
+
+    __tablename__ = "lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+_LIVE_CHANNEL = text("deleted_at IS NULL")
+
+
+class Channel(Base):
+    """A channel connected to a line; at most one live channel of each type per line."""
+
+    __tablename__ = "channels"
+    __table_args__ = (
+        Index(
+            "uq_channels_line_type",
+            "line_id",
+            "type",
+            unique=True,
+            sqlite_where=_LIVE_CHANNEL,
+            postgresql_where=_LIVE_CHANNEL,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id"), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Kept readable: webhook channels verify HMAC signatures with it.
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class Chat(Base):
+    """One client on one channel of one line."""
+
+    __tablename__ = "chats"
+    __table_args__ = (UniqueConstraint("channel_id", "external_id", name="uq_chats_channel_ext"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Dialog(Base):
+    """Projection of one dialog workflow run, kept current by the workflow's activities."""
+
+    __tablename__ = "dialogs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id"), index=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """A bearer key; only its SHA-256 is stored, the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    bot_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+OPEN_DIALOG_STATUSES = (
+    "new",
+    "bot",
+    "queued",
+    "accepted",
+    "client_waiting",
+    "client_followup",
+    "operator_replied",
+    "closing",
+)

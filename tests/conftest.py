@@ -1,0 +1,126 @@
+"""Shared fixtures: the suite runs against SQLite and PostgreSQL.
+
+PostgreSQL is found at ``OPENLINES_TEST_POSTGRES_URL`` (default: the local server, database
+``test``); each run creates and drops its own database there. When it cannot be reached the
+PostgreSQL half is skipped and the summary says so plainly; with
+``OPENLINES_TEST_REQUIRE_POSTGRES=1`` (set by CI) that is a failure instead.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg import sql
+from sqlalchemy import text
+
+from api.app import create_app
+from core.config import Settings
+from core.migrate import upgrade_async
+from core.models import Base
+
+ADMIN_KEY = "test-bootstrap-admin-key"
+POSTGRES_URL = os.environ.get(
+    "OPENLINES_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("OPENLINES_TEST_REQUIRE_POSTGRES") == "1"
+POSTGRES_SKIPPED = "PostgreSQL half skipped"
+
+
+def _sqlalchemy_url(url: str, database: str) -> str:
+    base = url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated, empty database of each backend, shared by the tests of one session."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("sqlite") / "openlines.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await upgrade_async(url)
+        yield url
+        return
+    try:
+        admin = await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        message = f"{POSTGRES_SKIPPED}: cannot reach {POSTGRES_URL} ({error})".strip()
+        if REQUIRE_POSTGRES:
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"openlines_test_{uuid.uuid4().hex[:10]}"
+    await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _sqlalchemy_url(POSTGRES_URL, name)
+    try:
+        await upgrade_async(url)
+        yield url
+    finally:
+        await admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        await admin.close()
+
+
+@pytest.fixture
+async def make_app(database_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """Start apps on the test database with settings overrides; tables start empty."""
+    async with AsyncExitStack() as stack:
+
+        async def start(**overrides: Any) -> FastAPI:
+            settings = Settings(
+                database_url=database_url, bootstrap_admin_key=ADMIN_KEY, **overrides
+            )
+            app = create_app(settings)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            return app
+
+        app = await start()
+        await _empty_tables(app)
+        yield start
+
+
+async def _empty_tables(app: FastAPI) -> None:
+    async with app.state.sessions() as session:
+        if session.bind.dialect.name == "postgresql":
+            names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+            await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                await session.execute(table.delete())
+        await session.commit()
+
+
+@pytest.fixture
+async def app(make_app: Callable[..., Any]) -> FastAPI:
+    result: FastAPI = await make_app()
+    return result
+
+
+def client_for(app: FastAPI, key: str | None) -> httpx.AsyncClient:
+    """An HTTP client talking to the ASGI app in process, with a bearer key (or none)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://openlines.test", headers=headers
+    )
+
+
+@pytest.fixture
+async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app, ADMIN_KEY) as client:
+        yield client
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly when the PostgreSQL half did not run."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = {str(report.longrepr[2]) for report in skipped if POSTGRES_SKIPPED in str(report.longrepr)}
+    for reason in sorted(reasons):
+        terminalreporter.write_line(f"WARNING: {reason.removeprefix('Skipped: ')}", yellow=True, bold=True)
