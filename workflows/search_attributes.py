@@ -1,0 +1,15 @@
+"""Search attributes every dialog workflow keeps current, so ops can filter in the Temporal UI.
+
+Values are ids and enums only: search attributes are stored unencrypted, so never a name,
+phone or email.
+"""
+
+from temporalio.common import SearchAttributeKey
+
+LINE_ID = SearchAttributeKey.for_int("LineId")
+OPERATOR_ID = SearchAttributeKey.for_int("OperatorId")
+DIALOG_STATUS = SearchAttributeKey.for_keyword("DialogStatus")
+CHANNEL_TYPE = SearchAttributeKey.for_keyword("ChannelType")
+CLIENT_ID = SearchAttributeKey.for_int("ClientId")
+
+ALL = (LINE_ID, OPERATOR_ID, DIALOG_STATUS, CHANNEL_TYPE, CLIENT_ID)
