@@ -24,7 +24,7 @@ def _dev(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings(**overrides)
     try:
         return dev_stack.run(settings)
     except dev_stack.DevStackError as error:
@@ -93,12 +93,16 @@ def parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run Temporal dev server, worker and API together")
     dev.add_argument("--api-port", type=int, help="API port (OPENLINES_API_PORT, default 8000)")
     dev.add_argument(
-        "--temporal-port", type=int, help="Temporal gRPC port (OPENLINES_TEMPORAL_PORT, default 7233)"
+        "--temporal-port",
+        type=int,
+        help="Temporal gRPC port (OPENLINES_TEMPORAL_PORT, default 7233)",
     )
     dev.add_argument(
         "--ui-port", type=int, help="Temporal UI port (OPENLINES_TEMPORAL_UI_PORT, default 8233)"
     )
-    dev.add_argument("--data-dir", type=Path, help="data folder (OPENLINES_DATA_DIR, default ./data)")
+    dev.add_argument(
+        "--data-dir", type=Path, help="data folder (OPENLINES_DATA_DIR, default ./data)"
+    )
     dev.set_defaults(run=_dev)
 
     api = commands.add_parser("api", help="serve the HTTP API")

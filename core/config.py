@@ -12,7 +12,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OPENLINES_", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Folder for SQLite files and the dev admin key")
+    data_dir: Path = Field(
+        Path("data"), description="Folder for SQLite files and the dev admin key"
+    )
     database_url: str = Field(
         "",
         description="SQLAlchemy async URL; empty means a SQLite file in data_dir",

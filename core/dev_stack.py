@@ -103,10 +103,15 @@ async def _wait_for_temporal(settings: Settings, server: subprocess.Popen[bytes]
             await asyncio.sleep(0.3)
 
 
+def _name(child: subprocess.Popen[bytes]) -> str:
+    args = child.args
+    return " ".join(map(str, args[:3])) if isinstance(args, list) else str(args)
+
+
 def _check_alive(children: list[subprocess.Popen[bytes]]) -> None:
     for child in children:
         if child.poll() is not None:
-            raise DevStackError(f"'{' '.join(map(str, child.args[-2:]))}' exited with code {child.returncode}")
+            raise DevStackError(f"{_name(child)} exited with code {child.returncode}")
 
 
 async def _wait_for_api_and_worker(
@@ -158,7 +163,11 @@ def run(settings: Settings) -> int:
             "temporal_ui_url": f"http://127.0.0.1:{settings.temporal_ui_port}",
         }
     )
-    key = settings.bootstrap_admin_key.get_secret_value() if settings.bootstrap_admin_key else admin_key(data_dir)
+    key = (
+        settings.bootstrap_admin_key.get_secret_value()
+        if settings.bootstrap_admin_key
+        else admin_key(data_dir)
+    )
     database_url = settings.resolved_database_url
     print(f"Applying database migrations to {database_url}", flush=True)
     migrate.upgrade(database_url)
@@ -174,7 +183,10 @@ def run(settings: Settings) -> int:
 
     print("Starting the Temporal dev server", flush=True)
     temporal = temporal_dev_server.start(
-        data_dir / "temporal.db", settings.temporal_port, settings.temporal_ui_port, data_dir / "temporal.log"
+        data_dir / "temporal.db",
+        settings.temporal_port,
+        settings.temporal_ui_port,
+        data_dir / "temporal.log",
     )
     children: list[subprocess.Popen[bytes]] = [temporal]
     try:

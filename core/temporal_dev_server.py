@@ -45,11 +45,16 @@ def command(db_file: Path, port: int, ui_port: int, ip: str = "127.0.0.1") -> li
         find_binary("temporal"),
         "server",
         "start-dev",
-        "--ip", ip,
-        "--port", str(port),
-        "--ui-port", str(ui_port),
-        "--db-filename", str(db_file),
-        "--log-level", "warn",
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(db_file),
+        "--log-level",
+        "warn",
         "--ui-disable-news-fetch",
     ]
     for key in search_attributes.ALL:
@@ -61,7 +66,10 @@ def start(db_file: Path, port: int, ui_port: int, log_file: Path) -> subprocess.
     """Start the dev server in its own session, so Ctrl-C reaches only our supervisor."""
     log = log_file.open("ab")
     return subprocess.Popen(
-        command(db_file, port, ui_port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        command(db_file, port, ui_port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

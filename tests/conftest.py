@@ -50,7 +50,9 @@ async def database_url(
         yield url
         return
     try:
-        admin = await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+        admin = await psycopg.AsyncConnection.connect(
+            POSTGRES_URL, autocommit=True, connect_timeout=3
+        )
     except psycopg.OperationalError as error:
         message = f"{POSTGRES_SKIPPED}: cannot reach {POSTGRES_URL} ({error})".strip()
         if REQUIRE_POSTGRES:
@@ -121,6 +123,10 @@ async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say plainly when the PostgreSQL half did not run."""
     skipped = terminalreporter.stats.get("skipped", [])
-    reasons = {str(report.longrepr[2]) for report in skipped if POSTGRES_SKIPPED in str(report.longrepr)}
+    reasons = {
+        str(report.longrepr[2]) for report in skipped if POSTGRES_SKIPPED in str(report.longrepr)
+    }
     for reason in sorted(reasons):
-        terminalreporter.write_line(f"WARNING: {reason.removeprefix('Skipped: ')}", yellow=True, bold=True)
+        terminalreporter.write_line(
+            f"WARNING: {reason.removeprefix('Skipped: ')}", yellow=True, bold=True
+        )

@@ -40,11 +40,18 @@ class Stack:
 
     def args(self) -> list[str]:
         return [
-            sys.executable, "-m", "cli", "dev",
-            "--api-port", str(self.api_port),
-            "--temporal-port", str(self.temporal_port),
-            "--ui-port", str(self.ui_port),
-            "--data-dir", str(self.data_dir),
+            sys.executable,
+            "-m",
+            "cli",
+            "dev",
+            "--api-port",
+            str(self.api_port),
+            "--temporal-port",
+            str(self.temporal_port),
+            "--ui-port",
+            str(self.ui_port),
+            "--data-dir",
+            str(self.data_dir),
         ]
 
     def start(self) -> None:
@@ -100,7 +107,7 @@ async def test_dev_runs_everything_and_keeps_data_across_restarts(stack: Stack):
     async with httpx.AsyncClient(base_url=api, headers=headers) as http:
         assert (await http.get("/readyz")).json()["temporal"] == "ok"
         assert (await http.get("/docs")).status_code == 200
-        assert httpx.get(stack.printed("Temporal UI"), timeout=5).status_code == 200
+        assert (await http.get(stack.printed("Temporal UI"))).status_code == 200
         created = await http.post("/v1/lines", json={"name": "Support"})
         assert created.status_code == 201
 

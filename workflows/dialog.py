@@ -34,6 +34,7 @@ class DialogWorkflow:
             status="queued",
         )
         self._published: tuple[object, ...] | None = None
+        self._planned_for: tuple[int, str] | None = None
 
     @workflow.query
     def state(self) -> DialogState:
@@ -59,16 +60,17 @@ class DialogWorkflow:
             self._publish()
             deadline = self._next_deadline()
             timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
-            version = self._version()
+            self._planned_for = self._version()
             try:
-                await workflow.wait_condition(
-                    lambda: self._version() != version, timeout=timeout
-                )
+                await workflow.wait_condition(self._event_arrived, timeout=timeout)
             except TimeoutError:
                 self._on_deadline()
         self._state.deadlines = {}
         self._publish()
         return self._state
+
+    def _event_arrived(self) -> bool:
+        return self._version() != self._planned_for
 
     def _version(self) -> tuple[int, str]:
         """Changes when an event arrived: the main loop then re-plans its deadlines."""

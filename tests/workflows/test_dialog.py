@@ -17,7 +17,9 @@ async def test_unanswered_dialog_expires_after_30_days(env: WorkflowEnvironment,
             DialogWorkflow.run, START, id=workflow_id(START.chat_id), task_queue=task_queue
         )
         sent = await env.get_current_time()
-        await handle.signal(DialogWorkflow.client_message, ClientMessage(message_id=1, sent_at=sent))
+        await handle.signal(
+            DialogWorkflow.client_message, ClientMessage(message_id=1, sent_at=sent)
+        )
         state = await handle.query(DialogWorkflow.state)
         assert state.deadlines["expiry"] == sent + timedelta(days=30)
 
