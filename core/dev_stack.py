@@ -23,7 +23,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 
-from core import migrate, temporal_dev_server
+from core import child_process, migrate, temporal_dev_server
 from core.config import Settings
 from core.temporal import connect
 
@@ -81,9 +81,7 @@ def _child_env(settings: Settings, key: str, database_url: str) -> dict[str, str
 
 
 def _openlines(subcommand: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli", subcommand], env=env, start_new_session=True
-    )
+    return child_process.spawn([sys.executable, "-m", "cli", subcommand], env=env)
 
 
 async def _wait_for_temporal(settings: Settings, server: subprocess.Popen[bytes]) -> list[str]:

@@ -10,7 +10,14 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
@@ -19,17 +26,35 @@ from core.languages import ISO_639_1
 Id = Annotated[int, Field(ge=1)]
 Text2000 = Annotated[str, StringConstraints(max_length=2000)]
 Text100 = Annotated[str, StringConstraints(max_length=100)]
-HourMinute = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+# [0-9], not \d: pydantic's regex engine also takes the digits of other scripts.
+HourMinute = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 TextOrNone = Literal["text", "none"]
 
 _TIMEZONES = frozenset(available_timezones())
 
 
+def _calendar_day(holiday: str) -> str:
+    try:
+        date(2000, int(holiday[:2]), int(holiday[3:]))  # a leap year, so 02-29 is a holiday
+    except ValueError:
+        raise PydanticCustomError(
+            "invalid_holiday", "'{holiday}' is not a calendar day (MM-DD)", {"holiday": holiday}
+        ) from None
+    return holiday
+
+
+# Checked item by item, so an error names the item: ``worktime.holidays[1]``.
+Holiday = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{2}-[0-9]{2}$"), AfterValidator(_calendar_day)
+]
+
+
 class Group(BaseModel):
     """Base of every settings group: strict types, unknown fields refused."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    # Only the JSON names are accepted (``worktime.from``, never ``from_``).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Member(Group):
@@ -52,7 +77,9 @@ class Queue(Group):
     not_counted: Literal["answered", "awaiting_client", "closed"] = "answered"
     operator_display: Literal["profile", "line", "hidden"] = "profile"
     # Keys are operator ids (JSON object keys are strings).
-    operator_overrides: dict[Annotated[str, StringConstraints(pattern=r"^[1-9]\d*$")], DisplayIdentity] = {}
+    operator_overrides: dict[
+        Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*$")], DisplayIdentity
+    ] = {}
     hidden_identity: DisplayIdentity = DisplayIdentity(name="Operator")
 
     @field_validator("members")
@@ -62,7 +89,8 @@ class Queue(Group):
         for member in members:
             if (member.type, member.id) in seen:
                 raise PydanticCustomError(
-                    "duplicate_member", "{type} {id} is listed twice",
+                    "duplicate_member",
+                    "{type} {id} is listed twice",
                     {"type": member.type, "id": member.id},
                 )
             seen.add((member.type, member.id))
@@ -82,9 +110,10 @@ class Worktime(Group):
     enabled: bool = False
     timezone: str = "UTC"
     from_: HourMinute = Field("09:00", alias="from")
-    to: HourMinute = "18:00"
+    # Checked even when defaulted: {"from": "19:00"} alone is refused.
+    to: HourMinute = Field("18:00", validate_default=True)
     days_off: list[Weekday] = ["sat", "sun"]
-    holidays: list[Annotated[str, StringConstraints(pattern=r"^\d\d-\d\d$")]] = []
+    holidays: list[Holiday] = []
     off_hours_action: TextOrNone = "text"
     off_hours_text: Text2000 = (
         "Thank you for your message. We are outside working hours now; "
@@ -116,20 +145,6 @@ class Worktime(Group):
         if len(set(days)) != len(days):
             raise PydanticCustomError("duplicate_day", "a day is listed twice")
         return days
-
-    @field_validator("holidays")
-    @classmethod
-    def _real_dates(cls, holidays: list[str]) -> list[str]:
-        for holiday in holidays:
-            month, day = int(holiday[:2]), int(holiday[3:])
-            try:
-                date(2000, month, day)  # a leap year, so 02-29 is a valid holiday
-            except ValueError:
-                raise PydanticCustomError(
-                    "invalid_holiday", "'{holiday}' is not a calendar day (MM-DD)",
-                    {"holiday": holiday},
-                ) from None
-        return holidays
 
 
 class Agreement(Group):
@@ -167,32 +182,31 @@ class Inactivity(Group):
     text: Text2000 = "We have not heard from you for a while, so we are closing this dialog."
 
 
+_RATING_REQUEST = "Please rate the operator's work"
+_RATING_LIKE = "Thank you for your rating!"
+_RATING_DISLIKE = "Thank you. We will try to do better."
+
+
 class RatingTexts(Group):
-    request: Text100
-    like: Text100
-    dislike: Text100
+    """Each text has its default, so ``{"like": "..."}`` alone is a valid group."""
+
+    request: Text100 = _RATING_REQUEST
+    like: Text100 = _RATING_LIKE
+    dislike: Text100 = _RATING_DISLIKE
 
 
 class TextRatingTexts(Group):
-    request: Text2000
-    like: Text2000
-    dislike: Text2000
+    request: Text2000 = f"{_RATING_REQUEST}: send 1 if you liked it, 0 if you did not."
+    like: Text2000 = _RATING_LIKE
+    dislike: Text2000 = _RATING_DISLIKE
 
 
 class Rating(Group):
     enabled: bool = True
     close_on_rating: bool = False
     time_limit: Annotated[int, Field(ge=0, le=2592000)] = 0
-    widget_texts: RatingTexts = RatingTexts(
-        request="Please rate the operator's work",
-        like="Thank you for your rating!",
-        dislike="Thank you. We will try to do better.",
-    )
-    text_texts: TextRatingTexts = TextRatingTexts(
-        request="Please rate the operator's work: send 1 if you liked it, 0 if you did not.",
-        like="Thank you for your rating!",
-        dislike="Thank you. We will try to do better.",
-    )
+    widget_texts: RatingTexts = RatingTexts()
+    text_texts: TextRatingTexts = TextRatingTexts()
 
 
 class Bot(Group):
@@ -259,7 +273,9 @@ class LineSettings(Group):
         return self.model_dump(mode="json", by_alias=True)
 
 
-def merge_patch(current: dict[str, Any], patch: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+def merge_patch(
+    current: dict[str, Any], patch: dict[str, Any], model: type[BaseModel]
+) -> dict[str, Any]:
     """Apply a PATCH body: settings groups merge field by field, everything else is replaced.
 
     A group is a field whose type is a settings model, so ``{"queue": {"distribution": "all"}}``

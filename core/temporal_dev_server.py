@@ -16,6 +16,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
+from core import child_process
 from workflows import search_attributes
 
 # The CLI flag spells types by name (Int, Keyword); the operator API by enum.
@@ -63,14 +64,9 @@ def command(db_file: Path, port: int, ui_port: int, ip: str = "127.0.0.1") -> li
 
 
 def start(db_file: Path, port: int, ui_port: int, log_file: Path) -> subprocess.Popen[bytes]:
-    """Start the dev server in its own session, so Ctrl-C reaches only our supervisor."""
-    log = log_file.open("ab")
-    return subprocess.Popen(
-        command(db_file, port, ui_port),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    """Start the dev server as a child of ``openlines dev``, logging to ``log_file``."""
+    with log_file.open("ab") as log:
+        return child_process.spawn(command(db_file, port, ui_port), output=log)
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:

@@ -94,7 +94,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     stack = Stack(tmp_path / "data")
     yield stack
     if stack.process is not None and stack.process.poll() is None:
-        stack.process.kill()
+        stack.stop()  # a failed test still lets the stack shut its children down
 
 
 async def test_dev_runs_everything_and_keeps_data_across_restarts(stack: Stack):
