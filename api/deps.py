@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from pydantic import AfterValidator, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,30 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
+# --- Input shapes shared by the routes ----------------------------------------------------
+
+MAX_ID = 2**31 - 1
+"""Ids are 32-bit INTEGER columns: PostgreSQL answers a larger value with an error, not a miss."""
+
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""An id given in a request body."""
+
+
+def storable_id(value: int) -> bool:
+    """Whether an id from a path can exist at all; callers answer 404 when it cannot."""
+    return 1 <= value <= MAX_ID
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("may not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+"""PostgreSQL text columns cannot hold NUL; refuse it as invalid input instead of failing."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: a role, bound to an operator or a bot for those roles."""
@@ -46,10 +71,15 @@ async def authenticate(request: Request, session: Session) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(401, "an 'Authorization: Bearer <key>' header is required", headers=_UNAUTHORIZED)
+        raise ApiError(
+            401, "an 'Authorization: Bearer <key>' header is required", headers=_UNAUTHORIZED
+        )
     key = key.strip()
     bootstrap = get_settings(request).bootstrap_admin_key
-    if bootstrap is not None and hmac.compare_digest(key, bootstrap.get_secret_value()):
+    # Bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
+    if bootstrap is not None and hmac.compare_digest(
+        key.encode(), bootstrap.get_secret_value().encode()
+    ):
         return Principal(role="admin")
     row = await session.scalar(
         select(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))

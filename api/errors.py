@@ -1,6 +1,6 @@
 """Problem details (RFC 9457) for every error the API returns."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -62,6 +62,13 @@ def validation_error(errors: Iterable[Any], prefix: Sequence[int | str] = ()) ->
     """Turn pydantic error dicts into one 422 listing every bad field."""
     items = []
     for error in errors:
+        if error.get("type") == "json_invalid":  # loc holds a character position, not a field
+            position = error["loc"][-1]
+            reason = error.get("ctx", {}).get("error", "malformed")
+            items.append(
+                {"field": "body", "message": f"not valid JSON: {reason} at character {position}"}
+            )
+            continue
         loc = list(prefix) + list(error["loc"])
         if loc[:1] == ["body"]:
             loc = loc[1:]
@@ -74,7 +81,7 @@ def problem_response(
     status: int,
     detail: str,
     errors: Sequence[dict[str, str]] = (),
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -106,4 +113,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's answer to a body it could not decode (not UTF-8, nested too deeply):
+            # invalid input like any other malformed JSON.
+            message = "not valid JSON: could not be decoded"
+            return problem_response(
+                422, f"body: {message}", [{"field": "body", "message": message}]
+            )
         return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)

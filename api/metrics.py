@@ -9,9 +9,7 @@ from prometheus_client import Counter, Histogram
 REQUESTS = Counter(
     "openlines_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
-LATENCY = Histogram(
-    "openlines_http_request_seconds", "HTTP request duration", ["method", "route"]
-)
+LATENCY = Histogram("openlines_http_request_seconds", "HTTP request duration", ["method", "route"])
 
 
 def install(app: FastAPI) -> None:

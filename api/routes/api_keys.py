@@ -1,13 +1,12 @@
 """API keys: issue (the key is shown once), list, revoke. Admins only."""
 
 from datetime import UTC, datetime
-from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
-from api.deps import Admin, Session
+from api.deps import Admin, DbId, Session, storable_id
 from api.errors import ApiError, invalid
 from core.api_keys import Role, issue_key
 from core.models import ApiKey, Operator
@@ -18,8 +17,8 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
-    operator_id: Annotated[int, Field(ge=1)] | None = None
-    bot_id: Annotated[int, Field(ge=1)] | None = None
+    operator_id: DbId | None = None
+    bot_id: DbId | None = None
 
     @model_validator(mode="after")
     def _binding_matches_role(self) -> "ApiKeyCreate":
@@ -66,18 +65,18 @@ async def create_api_key(body: ApiKeyCreate, session: Session, _: Admin) -> ApiK
         raise invalid("operator_id", f"operator {body.operator_id} does not exist")
     row, plain = await issue_key(session, body.role, body.operator_id, body.bot_id)
     await session.commit()
-    return ApiKeyCreated(**_out(row), key=plain)  # type: ignore[arg-type]
+    return ApiKeyCreated(**_out(row), key=plain)
 
 
 @router.get("")
 async def list_api_keys(session: Session, _: Admin) -> list[ApiKeyOut]:
     rows = await session.scalars(select(ApiKey).order_by(ApiKey.id))
-    return [ApiKeyOut(**_out(row)) for row in rows]  # type: ignore[arg-type]
+    return [ApiKeyOut(**_out(row)) for row in rows]
 
 
 @router.delete("/{key_id}", status_code=204)
 async def revoke_api_key(key_id: int, session: Session, _: Admin) -> None:
-    row = await session.get(ApiKey, key_id)
+    row = await session.get(ApiKey, key_id) if storable_id(key_id) else None
     if row is None:
         raise ApiError(404, f"API key {key_id} does not exist")
     if row.revoked_at is None:

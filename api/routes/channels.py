@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import Admin, Session
+from api.deps import Admin, Session, storable_id
 from api.errors import ApiError, invalid
 from api.routes.lines import load_line
 from core.models import Channel
@@ -56,20 +56,28 @@ async def create_channel(
     """The answer holds the channel's secret, which authenticates its inbound calls."""
     await load_line(session, line_id)
     if body.type not in AVAILABLE_TYPES:
-        raise invalid("type", f"channel type '{body.type}' is not available yet; use one of {list(AVAILABLE_TYPES)}")
+        raise invalid(
+            "type",
+            f"channel type '{body.type}' is not available yet; use one of {list(AVAILABLE_TYPES)}",
+        )
     if body.config:
-        raise invalid(f"config.{next(iter(body.config))}", f"unknown setting for a '{body.type}' channel")
+        raise invalid(
+            f"config.{next(iter(body.config))}", f"unknown setting for a '{body.type}' channel"
+        )
     existing = await session.scalar(
         select(Channel.id).where(
             Channel.line_id == line_id, Channel.type == body.type, Channel.deleted_at.is_(None)
         )
     )
     conflict = ApiError(
-        409, f"line {line_id} already has a '{body.type}' channel; a second one needs a line of its own"
+        409,
+        f"line {line_id} already has a '{body.type}' channel; a second one needs a line of its own",
     )
     if existing is not None:
         raise conflict
-    channel = Channel(line_id=line_id, type=body.type, config=body.config, secret=secrets.token_urlsafe(32))
+    channel = Channel(
+        line_id=line_id, type=body.type, config=body.config, secret=secrets.token_urlsafe(32)
+    )
     session.add(channel)
     try:
         await session.commit()
@@ -91,7 +99,7 @@ async def list_channels(line_id: int, session: Session, _: Admin) -> list[Channe
 
 @router.delete("/v1/channels/{channel_id}", status_code=204)
 async def delete_channel(channel_id: int, session: Session, _: Admin) -> None:
-    channel = await session.get(Channel, channel_id)
+    channel = await session.get(Channel, channel_id) if storable_id(channel_id) else None
     if channel is None or channel.deleted_at is not None:
         raise ApiError(404, f"channel {channel_id} does not exist")
     channel.deleted_at = datetime.now(UTC)

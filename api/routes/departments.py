@@ -4,29 +4,29 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Admin, Reader, Session
+from api.deps import Admin, DbId, NoNul, Reader, Session, storable_id
 from api.errors import ApiError, invalid
 from core.models import Department, DepartmentMember, Line, Operator
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"])
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 
 
 class DepartmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    operator_ids: list[Annotated[int, Field(ge=1)]] = []
+    operator_ids: list[DbId] = []
 
 
 class DepartmentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name | None = None
-    operator_ids: list[Annotated[int, Field(ge=1)]] | None = None
+    operator_ids: list[DbId] | None = None
 
 
 class DepartmentOut(BaseModel):
@@ -71,7 +71,9 @@ async def _out(session: AsyncSession, department: Department) -> DepartmentOut:
 
 
 async def _load(session: AsyncSession, department_id: int) -> Department:
-    department = await session.get(Department, department_id)
+    department = (
+        await session.get(Department, department_id) if storable_id(department_id) else None
+    )
     if department is None:
         raise ApiError(404, f"department {department_id} does not exist")
     return department

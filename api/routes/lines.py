@@ -1,7 +1,7 @@
 """Lines: every settings group of spec/settings.md, stored whole with defaults filled in."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from sqlalchemy import func, select, update
@@ -23,9 +23,8 @@ class LineOut(LineSettings):
 
 
 def line_out(line: Line) -> LineOut:
-    return LineOut.model_validate(
-        {**line.settings, "id": line.id, "created_at": line.created_at, "updated_at": line.updated_at}
-    )
+    meta = {"id": line.id, "created_at": line.created_at, "updated_at": line.updated_at}
+    return LineOut.model_validate({**line.settings, **meta})
 
 
 async def load_line(session: AsyncSession, line_id: int) -> Line:
@@ -56,7 +55,9 @@ async def _check_references(session: AsyncSession, settings: LineSettings) -> No
 
 
 @router.post("", status_code=201)
-async def create_line(body: LineSettings, session: Session, _: Admin, config: AppSettings) -> LineOut:
+async def create_line(
+    body: LineSettings, session: Session, _: Admin, config: AppSettings
+) -> LineOut:
     await _check_references(session, body)
     if config.max_lines:
         count = await session.scalar(
@@ -86,7 +87,7 @@ async def get_line(line_id: int, session: Session, _: Reader) -> LineOut:
 
 @router.patch("/{line_id}")
 async def update_line(
-    line_id: int, session: Session, _: Admin, body: dict[str, Any] = Body(...)
+    line_id: int, session: Session, _: Admin, body: Annotated[dict[str, Any], Body()]
 ) -> LineOut:
     """Partial settings: groups merge field by field; lists and maps are replaced whole."""
     line = await load_line(session, line_id)
@@ -118,7 +119,9 @@ async def delete_line(line_id: int, session: Session, _: Admin, force: bool = Fa
         .values(status="closed", close_reason="line_deleted", closed_at=now)
     )
     await session.execute(
-        update(Channel).where(Channel.line_id == line_id, Channel.deleted_at.is_(None)).values(deleted_at=now)
+        update(Channel)
+        .where(Channel.line_id == line_id, Channel.deleted_at.is_(None))
+        .values(deleted_at=now)
     )
     line.deleted_at = now
     await session.commit()

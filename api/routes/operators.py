@@ -4,19 +4,34 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
-from api.deps import Admin, Principal, Reader, Session, authenticate
+from api.deps import Admin, NoNul, Principal, Reader, Session, authenticate, storable_id
 from api.errors import ApiError, invalid
 from core.models import Operator
 
 router = APIRouter(prefix="/v1/operators", tags=["operators"])
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
+Email = Annotated[
+    str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), NoNul
+]
+Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$"), NoNul]
+Position = Annotated[str, StringConstraints(max_length=255), NoNul]
+
+
+def _in_utc(value: datetime) -> datetime:
+    """Stored in UTC: a time near the ends of the calendar may not fit once converted."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of the supported range of times") from None
+
+
+VacationUntil = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+# Fields that a PATCH may omit but not set to null.
+NOT_NULL = ("name", "fired")
 
 
 class OperatorCreate(BaseModel):
@@ -24,7 +39,7 @@ class OperatorCreate(BaseModel):
 
     name: Name
     email: Email | None = None
-    position: Annotated[str, StringConstraints(max_length=255)] | None = None
+    position: Position | None = None
     avatar_url: Url | None = None
 
 
@@ -33,10 +48,10 @@ class OperatorUpdate(BaseModel):
 
     name: Name | None = None
     email: Email | None = None
-    position: Annotated[str, StringConstraints(max_length=255)] | None = None
+    position: Position | None = None
     avatar_url: Url | None = None
     fired: bool | None = None
-    vacation_until: AwareDatetime | None = Field(
+    vacation_until: VacationUntil | None = Field(
         None, description="On vacation until this time; null ends the vacation"
     )
 
@@ -85,7 +100,7 @@ def to_out(operator: Operator, now: datetime | None = None) -> OperatorOut:
 
 
 async def load(session: Session, operator_id: int) -> Operator:
-    operator = await session.get(Operator, operator_id)
+    operator = await session.get(Operator, operator_id) if storable_id(operator_id) else None
     if operator is None:
         raise ApiError(404, f"operator {operator_id} does not exist")
     return operator
@@ -122,10 +137,11 @@ async def update_operator(
 ) -> OperatorOut:
     operator = await load(session, operator_id)
     changes = body.model_dump(exclude_unset=True)
-    if "name" in changes and changes["name"] is None:
-        raise invalid("name", "may not be null")
+    for field in NOT_NULL:
+        if field in changes and changes[field] is None:
+            raise invalid(field, "may not be null")
     if "fired" in changes:
-        fired = bool(changes.pop("fired"))
+        fired = changes.pop("fired")
         if fired != operator.fired:
             operator.fired = fired
             operator.fired_at = datetime.now(UTC) if fired else None
