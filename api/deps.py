@@ -3,7 +3,7 @@
 import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import AfterValidator, Field
@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.errors import ApiError
 from core.api_keys import Role, digest
 from core.config import Settings
-from core.models import ApiKey
+from core.models import ApiKey, Base
+
+Row = TypeVar("Row", bound=Base)
 
 
 def get_settings(request: Request) -> Settings:
@@ -38,9 +40,15 @@ DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 """An id given in a request body."""
 
 
-def storable_id(value: int) -> bool:
-    """Whether an id from a path can exist at all; callers answer 404 when it cannot."""
-    return 1 <= value <= MAX_ID
+async def get_or_404(session: AsyncSession, model: type[Row], row_id: int, what: str) -> Row:
+    """The row with this id, or a 404 naming it. Deleted rows (``deleted_at`` set) are gone.
+
+    Ids outside the column's range cannot exist; asking the database would be an error.
+    """
+    row = await session.get(model, row_id) if 1 <= row_id <= MAX_ID else None
+    if row is None or getattr(row, "deleted_at", None) is not None:
+        raise ApiError(404, f"{what} {row_id} does not exist")
+    return row
 
 
 def _no_nul(value: str) -> str:

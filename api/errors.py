@@ -51,6 +51,8 @@ def field_path(loc: Iterable[int | str]) -> str:
     """``('queue', 'members', 0, 'id')`` -> ``queue.members[0].id``."""
     path = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for a bad mapping key; the path names the key
+            continue
         if isinstance(part, int):
             path += f"[{part}]"
         else:

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
-from api.deps import Admin, DbId, Session, storable_id
-from api.errors import ApiError, invalid
+from api.deps import Admin, DbId, Session, get_or_404
+from api.errors import invalid
 from core.api_keys import Role, issue_key
 from core.models import ApiKey, Operator
 
@@ -76,9 +76,7 @@ async def list_api_keys(session: Session, _: Admin) -> list[ApiKeyOut]:
 
 @router.delete("/{key_id}", status_code=204)
 async def revoke_api_key(key_id: int, session: Session, _: Admin) -> None:
-    row = await session.get(ApiKey, key_id) if storable_id(key_id) else None
-    if row is None:
-        raise ApiError(404, f"API key {key_id} does not exist")
+    row = await get_or_404(session, ApiKey, key_id, "API key")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await session.commit()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import Admin, Session, storable_id
+from api.deps import Admin, Session, get_or_404
 from api.errors import ApiError, invalid
 from api.routes.lines import load_line
 from core.models import Channel
@@ -99,8 +99,6 @@ async def list_channels(line_id: int, session: Session, _: Admin) -> list[Channe
 
 @router.delete("/v1/channels/{channel_id}", status_code=204)
 async def delete_channel(channel_id: int, session: Session, _: Admin) -> None:
-    channel = await session.get(Channel, channel_id) if storable_id(channel_id) else None
-    if channel is None or channel.deleted_at is not None:
-        raise ApiError(404, f"channel {channel_id} does not exist")
+    channel = await get_or_404(session, Channel, channel_id, "channel")
     channel.deleted_at = datetime.now(UTC)
     await session.commit()

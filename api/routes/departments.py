@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Admin, DbId, NoNul, Reader, Session, storable_id
+from api.deps import Admin, DbId, NoNul, Reader, Session, get_or_404
 from api.errors import ApiError, invalid
 from core.models import Department, DepartmentMember, Line, Operator
 
@@ -71,12 +71,7 @@ async def _out(session: AsyncSession, department: Department) -> DepartmentOut:
 
 
 async def _load(session: AsyncSession, department_id: int) -> Department:
-    department = (
-        await session.get(Department, department_id) if storable_id(department_id) else None
-    )
-    if department is None:
-        raise ApiError(404, f"department {department_id} does not exist")
-    return department
+    return await get_or_404(session, Department, department_id, "department")
 
 
 @router.post("", status_code=201)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Admin, AppSettings, Reader, Session
+from api.deps import Admin, AppSettings, Reader, Session, get_or_404
 from api.errors import ApiError, invalid
 from core.line_settings import LineSettings, merge_patch
 from core.models import OPEN_DIALOG_STATUSES, Channel, Department, Dialog, Line, Operator
@@ -28,10 +28,7 @@ def line_out(line: Line) -> LineOut:
 
 
 async def load_line(session: AsyncSession, line_id: int) -> Line:
-    line = await session.get(Line, line_id)
-    if line is None or line.deleted_at is not None:
-        raise ApiError(404, f"line {line_id} does not exist")
-    return line
+    return await get_or_404(session, Line, line_id, "line")
 
 
 async def _check_references(session: AsyncSession, settings: LineSettings) -> None:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
-from api.deps import Admin, NoNul, Principal, Reader, Session, authenticate, storable_id
+from api.deps import Admin, NoNul, Principal, Reader, Session, authenticate, get_or_404
 from api.errors import ApiError, invalid
 from core.models import Operator
 
@@ -100,10 +100,7 @@ def to_out(operator: Operator, now: datetime | None = None) -> OperatorOut:
 
 
 async def load(session: Session, operator_id: int) -> Operator:
-    operator = await session.get(Operator, operator_id) if storable_id(operator_id) else None
-    if operator is None:
-        raise ApiError(404, f"operator {operator_id} does not exist")
-    return operator
+    return await get_or_404(session, Operator, operator_id, "operator")
 
 
 def _admin_or_self(principal: Principal, operator_id: int) -> None:

@@ -74,6 +74,7 @@ async def test_unknown_line_or_channel_is_404(admin):
     assert_problem(await add_channel(admin, 9999), 404)
     assert_problem(await admin.delete("/v1/channels/9999"), 404)
     assert_problem(await admin.delete(f"/v1/channels/{2**31}"), 404)  # past the id columns
+    assert_problem(await admin.get(f"/v1/lines/{2**31}"), 404)
 
 
 async def test_deleted_channel_frees_its_type(admin):

@@ -345,6 +345,12 @@ INVALID = [
     bad("queue.members", [member("operator", NOBODY)], "queue.members[0].id"),
     bad("queue.members", [member("department", NOBODY)], "queue.members[0].id"),
     bad("kpi.further_answer.recipients", [NOBODY], "kpi.further_answer.recipients[0]"),
+    bad("queue.operator_overrides", {"abc": {"name": "A"}}, "queue.operator_overrides.abc"),
+    bad(
+        "queue.operator_overrides",
+        {str(NOBODY): {"name": "A"}},
+        f"queue.operator_overrides.{NOBODY}",
+    ),
 ]
 
 
