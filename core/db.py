@@ -13,8 +13,14 @@ from sqlalchemy.ext.asyncio import (
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An engine tuned for the backend: SQLite gets WAL and a busy timeout, so the API and
-    the worker can share one file without 'database is locked' errors."""
+    """An engine tuned for the backend.
+
+    SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions: each transaction
+    takes the write lock up front, so the API and the worker processes queue up behind one
+    another instead of failing with 'database is locked' when two of them upgrade a read to a
+    write. That also makes the routing transaction serial, the SQLite stand-in for the row
+    locks PostgreSQL takes.
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -25,6 +31,11 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -62,6 +62,8 @@ class Operator(Base):
     vacation_until: Mapped[datetime | None]
     presence: Mapped[str] = mapped_column(String(16), default="offline")
     workday: Mapped[str] = mapped_column(String(16), default="ended")
+    # For `evenly` distribution: who was least recently offered a dialog goes first.
+    last_offered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -148,18 +150,95 @@ class Chat(Base):
 
 
 class Dialog(Base):
-    """Projection of one dialog workflow run, kept current by the workflow's activities."""
+    """One dialog: its status mirrors the workflow; its offer is decided here.
+
+    The workflow owns the status. The offer (who may accept) is written by the routing
+    transaction, which sees every operator's load at once; that is how capacity holds.
+    """
 
     __tablename__ = "dialogs"
+    __table_args__ = (
+        Index("ix_dialogs_line_holder", "line_id", "holder_id"),
+        Index("ix_dialogs_line_waiting", "line_id", "waiting_since"),
+        Index("ix_dialogs_chat_status", "chat_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     line_id: Mapped[int] = mapped_column(ForeignKey("lines.id"), index=True)
-    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"))
+    channel_type: Mapped[str] = mapped_column(String(16), default="api")
     status: Mapped[str] = mapped_column(String(32), index=True)
     close_reason: Mapped[str | None] = mapped_column(String(32))
+    # The operator who accepted it (its owner).
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"), index=True)
+    # Whose capacity it takes: the owner, or the one operator it is offered to.
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    offered_to: Mapped[list[int]] = mapped_column(JSON, default=list)
+    offered_at: Mapped[datetime | None]
+    # Set while the dialog waits for an operator; the queue is served oldest first.
+    waiting_since: Mapped[datetime | None]
+    # For `strictly`: the member offered last, so the next offer goes to the one after.
+    last_offered_id: Mapped[int | None] = mapped_column(Integer)
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+_CLIENT_MESSAGE = text("external_id IS NOT NULL")
+
+
+class Message(Base):
+    """Every message of every dialog; bodies live here, never in workflow history."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_dialog", "dialog_id", "id"),
+        Index(
+            "uq_messages_chat_external",
+            "chat_id",
+            "external_id",
+            unique=True,
+            sqlite_where=_CLIENT_MESSAGE,
+            postgresql_where=_CLIENT_MESSAGE,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"))
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    author: Mapped[str] = mapped_column(String(16))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    # The channel's own message id, for client messages: a re-sent message is stored once.
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+_UNDELIVERED = text("delivered_at IS NULL")
+
+
+class Outbox(Base):
+    """Signals owed to dialog workflows, committed with the change that owes them.
+
+    The relay delivers them and marks them delivered; until then it retries, so nothing
+    committed is lost if the process dies in between.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_undelivered", "id", sqlite_where=_UNDELIVERED, postgresql_where=_UNDELIVERED),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "message" or "wake"
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
 
 
 class ApiKey(Base):
@@ -177,6 +256,7 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+CLOSED_DIALOG_STATUSES = ("closed", "spam")
 OPEN_DIALOG_STATUSES = (
     "new",
     "bot",
