@@ -1,48 +1,64 @@
-"""The Temporal worker: runs the dialog workflows and every activity on one task queue.
+"""The Temporal worker: runs the dialog workflows, their activities and the outbox relay.
 
-Workers keep no state of their own, so run as many as the load needs.
+Workers keep no state of their own, so run as many as the load needs; the relay's rows are
+shared out between them with row locks (PostgreSQL).
 """
 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
-from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import relay
+from activities.dialogs import DialogActivities
 from core.config import Settings, get_settings
+from core.db import create_engine, session_factory
 from core.temporal import connect
 from workflows.dialog import DialogWorkflow
 
 log = logging.getLogger("openlines.worker")
 
-WORKFLOWS: Sequence[type] = (DialogWorkflow,)
-ACTIVITIES: Sequence[Callable[..., Any]] = ()
 
-
-def build_worker(client: Client, settings: Settings) -> Worker:
-    """A worker for every workflow and activity of openlines on the configured task queue."""
+def build_worker(
+    client: Client, task_queue: str, sessions: async_sessionmaker[AsyncSession]
+) -> Worker:
+    """A worker for every workflow and activity of openlines."""
+    dialogs = DialogActivities(sessions)
     return Worker(
         client,
-        task_queue=settings.task_queue,
-        workflows=list(WORKFLOWS),
-        activities=list(ACTIVITIES),
+        task_queue=task_queue,
+        workflows=[DialogWorkflow],
+        activities=[
+            dialogs.enter_queue,
+            dialogs.current_routing,
+            dialogs.hand_over,
+            dialogs.accept,
+            dialogs.skip,
+            dialogs.reply,
+            dialogs.project,
+        ],
     )
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Poll the task queue until ``stop`` is set, then finish running tasks and return."""
+    """Poll the task queue and relay the outbox until ``stop`` is set."""
     client = await connect(settings)
-    async with build_worker(client, settings):
-        log.info(
-            "worker polling task queue %r on %s (namespace %s)",
-            settings.task_queue,
-            settings.temporal_address,
-            settings.temporal_namespace,
-        )
-        await stop.wait()
+    engine = create_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    try:
+        async with build_worker(client, settings.task_queue, sessions):
+            log.info(
+                "worker polling task queue %r on %s (namespace %s)",
+                settings.task_queue,
+                settings.temporal_address,
+                settings.temporal_namespace,
+            )
+            await relay.run(sessions, client, settings.task_queue, stop)
+    finally:
+        await engine.dispose()
     log.info("worker stopped")
 
 

@@ -230,7 +230,9 @@ class Outbox(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_undelivered", "id", sqlite_where=_UNDELIVERED, postgresql_where=_UNDELIVERED),
+        Index(
+            "ix_outbox_undelivered", "id", sqlite_where=_UNDELIVERED, postgresql_where=_UNDELIVERED
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 from psycopg import sql
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from core.config import Settings
@@ -85,13 +86,13 @@ async def make_app(database_url: str) -> AsyncIterator[Callable[..., Any]]:
             return app
 
         app = await start()
-        await _empty_tables(app)
+        await empty_tables(app.state.sessions)
         yield start
 
 
-async def _empty_tables(app: FastAPI) -> None:
-    async with app.state.sessions() as session:
-        if session.bind.dialect.name == "postgresql":
+async def empty_tables(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        if session.get_bind().dialect.name == "postgresql":
             names = ", ".join(table.name for table in Base.metadata.sorted_tables)
             await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:

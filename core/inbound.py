@@ -1,0 +1,110 @@
+"""Filing a client message: chat, dialog, message and outbox row in one transaction.
+
+Nothing is lost: the message and its outbox row are committed together before the API
+answers, and the relay delivers the row to the dialog's workflow. A channel that sends the
+same message twice (same ``external_id`` in the same chat) gets the first copy's ids back.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.models import CLOSED_DIALOG_STATUSES, Channel, Chat, Dialog, Message, Outbox
+
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class InboundChat(BaseModel):
+    """The client as the channel knows it. Names and contacts update the chat when given."""
+
+    model_config = ConfigDict(extra="forbid")
+    external_id: ExternalId
+    name: Annotated[str, StringConstraints(max_length=255)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+
+
+class InboundText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_id: ExternalId
+    text: Annotated[str, StringConstraints(min_length=1, max_length=10000)]
+
+
+class InboundMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chat: InboundChat
+    message: InboundText
+
+
+@dataclass(frozen=True)
+class Filed:
+    dialog_id: int
+    chat_id: int
+    message_id: int
+    duplicate: bool
+
+
+async def file_client_message(
+    sessions: async_sessionmaker[AsyncSession], channel: Channel, inbound: InboundMessage
+) -> Filed:
+    """Commit the message (or find its earlier copy); concurrent senders retry on conflict."""
+    for _ in range(5):
+        try:
+            async with sessions() as session, session.begin():
+                return await _file(session, channel, inbound)
+        except IntegrityError:
+            continue  # another request created the same chat or message first: look again
+    raise RuntimeError("could not file the message after repeated conflicts")
+
+
+async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage) -> Filed:
+    chat = await session.scalar(
+        select(Chat)
+        .where(Chat.channel_id == channel.id, Chat.external_id == inbound.chat.external_id)
+        .with_for_update()  # one message of a chat at a time picks the chat's dialog
+    )
+    if chat is None:
+        chat = Chat(
+            channel_id=channel.id, line_id=channel.line_id, external_id=inbound.chat.external_id
+        )
+        session.add(chat)
+        await session.flush()
+    for field in ("name", "phone", "email"):
+        if (value := getattr(inbound.chat, field)) is not None:
+            setattr(chat, field, value)
+
+    earlier = await session.scalar(
+        select(Message).where(
+            Message.chat_id == chat.id, Message.external_id == inbound.message.external_id
+        )
+    )
+    if earlier is not None:
+        return Filed(earlier.dialog_id, chat.id, earlier.id, duplicate=True)
+
+    dialog = await session.scalar(
+        select(Dialog)
+        .where(Dialog.chat_id == chat.id, Dialog.status.not_in(CLOSED_DIALOG_STATUSES))
+        .order_by(Dialog.id.desc())
+        .limit(1)
+    )
+    if dialog is None:
+        dialog = Dialog(
+            line_id=channel.line_id, chat_id=chat.id, channel_type=channel.type, status="new"
+        )
+        session.add(dialog)
+        await session.flush()
+    message = Message(
+        chat_id=chat.id,
+        dialog_id=dialog.id,
+        author="client",
+        external_id=inbound.message.external_id,
+        text=inbound.message.text,
+    )
+    session.add(message)
+    await session.flush()
+    session.add(Outbox(kind="message", dialog_id=dialog.id, message_id=message.id))
+    return Filed(dialog.id, chat.id, message.id, duplicate=False)

@@ -1,0 +1,216 @@
+"""Who gets a dialog: the routing transaction.
+
+Every offer of a line is made under a lock on the line's row (PostgreSQL row lock; on SQLite
+the write lock every transaction takes), with every operator's load counted inside the same
+transaction. That is what keeps ``max_dialogs_per_operator`` true however many dialogs arrive
+at once. Waiting dialogs are served oldest first: whoever calls ``assign_waiting`` offers the
+whole line's queue, in order, and wakes the workflows of the dialogs it offered.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.line_settings import LineSettings, Queue
+from core.models import (
+    OPEN_DIALOG_STATUSES,
+    DepartmentMember,
+    Dialog,
+    Line,
+    Operator,
+    Outbox,
+)
+
+# Statuses whose dialogs never count toward an operator's limit.
+_NEVER_COUNTED = ("closing", "closed", "spam")
+
+
+@dataclass
+class Candidate:
+    """An operator who could be offered a dialog now, with what the pick needs to know."""
+
+    id: int
+    position: int  # in the queue's member order
+    last_offered_at: datetime | None
+    load: int = 0
+
+
+@dataclass
+class Pool:
+    """The line's available operators, and every member's place in the queue's order."""
+
+    candidates: list[Candidate]
+    positions: dict[int, int]
+
+
+@dataclass
+class Assignment:
+    """What one routing transaction changed: dialogs offered, and workflows to wake."""
+
+    offered: dict[int, list[int]] = field(default_factory=dict)
+    to_wake: set[int] = field(default_factory=set)
+
+
+def is_available(operator: Operator, check_availability: bool, now: datetime) -> bool:
+    """Fired operators never are; with availability checking, also not on vacation, workday
+    started (not paused or ended) and online."""
+    if operator.fired:
+        return False
+    if not check_availability:
+        return True
+    on_vacation = operator.vacation_until is not None and operator.vacation_until > now
+    return not on_vacation and operator.workday == "started" and operator.presence == "online"
+
+
+async def member_ids(session: AsyncSession, queue: Queue) -> list[int]:
+    """The queue's operators in member order; a department expands to its operators by id."""
+    ordered: list[int] = []
+    for member in queue.members:
+        if member.type == "operator":
+            ids: Iterable[int] = [member.id]
+        else:
+            ids = await session.scalars(
+                select(DepartmentMember.operator_id)
+                .where(DepartmentMember.department_id == member.id)
+                .order_by(DepartmentMember.operator_id)
+            )
+        ordered.extend(i for i in ids if i not in ordered)
+    return ordered
+
+
+async def lock_line(session: AsyncSession, line_id: int) -> LineSettings:
+    """Take the line's routing lock and return its current settings."""
+    line = await session.scalar(select(Line).where(Line.id == line_id).with_for_update())
+    if line is None:
+        raise LookupError(f"line {line_id} does not exist")
+    return LineSettings.model_validate(line.settings)
+
+
+async def available_pool(
+    session: AsyncSession, line_id: int, settings: LineSettings, now: datetime
+) -> Pool:
+    """Available members of the line's queue with their counted load, in member order."""
+    ids = await member_ids(session, settings.queue)
+    positions = {operator_id: position for position, operator_id in enumerate(ids)}
+    if not ids:
+        return Pool([], positions)
+    operators = {
+        o.id: o for o in await session.scalars(select(Operator).where(Operator.id.in_(ids)))
+    }
+    result = [
+        Candidate(id=i, position=position, last_offered_at=operators[i].last_offered_at)
+        for position, i in enumerate(ids)
+        if i in operators and is_available(operators[i], settings.queue.check_availability, now)
+    ]
+    loads = await counted_loads(session, line_id, [c.id for c in result], settings.queue)
+    for candidate in result:
+        candidate.load = loads.get(candidate.id, 0)
+    return Pool(result, positions)
+
+
+async def counted_loads(
+    session: AsyncSession, line_id: int, operator_ids: Sequence[int], queue: Queue
+) -> dict[int, int]:
+    """How many dialogs of this line count toward each operator's limit.
+
+    A dialog counts for the operator who holds it (its owner, or the one operator it is
+    offered to) unless the line's ``not_counted`` mode excludes it.
+    """
+    if not operator_ids:
+        return {}
+    query = (
+        select(Dialog.holder_id, func.count())
+        .where(
+            Dialog.line_id == line_id,
+            Dialog.holder_id.in_(operator_ids),
+            Dialog.status.not_in(_NEVER_COUNTED),
+        )
+        .group_by(Dialog.holder_id)
+    )
+    if queue.not_counted == "answered":
+        query = query.where(Dialog.answered.is_(False))
+    elif queue.not_counted == "awaiting_client":
+        query = query.where(Dialog.status != "operator_replied")
+    return {holder: count for holder, count in (await session.execute(query)).all() if holder}
+
+
+def pick(queue: Queue, pool: Pool, last_offered_id: int | None) -> list[Candidate]:
+    """The operator(s) to offer one dialog to, by the line's distribution mode."""
+    if queue.distribution == "all":
+        return list(pool.candidates)  # the limit does not apply to `all`
+    limit = queue.max_dialogs_per_operator
+    free = [c for c in pool.candidates if limit == 0 or c.load < limit]
+    if not free:
+        return []
+    if queue.distribution == "strictly":
+        # The next member after the one offered last, looping back to the start.
+        after = pool.positions.get(last_offered_id, -1) if last_offered_id else -1
+        return [min(free, key=lambda c: (c.position <= after, c.position))]
+    # evenly: least recently offered first; never offered counts as longest ago.
+    return [min(free, key=lambda c: (c.last_offered_at is not None, c.last_offered_at, c.position))]
+
+
+async def assign_waiting(
+    session: AsyncSession, line_id: int, settings: LineSettings, now: datetime
+) -> Assignment:
+    """Offer the line's waiting dialogs, oldest first, while anyone can take them.
+
+    Call with the line locked (``lock_line``). Wakes the offered dialogs' workflows through
+    the outbox, so they learn of their offer even if this process dies right after commit.
+    """
+    assignment = Assignment()
+    pool = await available_pool(session, line_id, settings, now)
+    if not pool.candidates:
+        return assignment
+    waiting = await session.scalars(
+        select(Dialog)
+        .where(Dialog.line_id == line_id, Dialog.waiting_since.is_not(None))
+        .where(Dialog.status.in_(OPEN_DIALOG_STATUSES), Dialog.operator_id.is_(None))
+        .order_by(Dialog.waiting_since, Dialog.id)
+    )
+    by_id = {c.id: c for c in pool.candidates}
+    for dialog in waiting:
+        if dialog.offered_to:
+            continue
+        chosen = pick(settings.queue, pool, dialog.last_offered_id)
+        if not chosen:
+            if settings.queue.distribution != "all":
+                break  # everyone is at their limit: younger dialogs cannot be served either
+            continue
+        offer(dialog, [c.id for c in chosen], settings.queue, now)
+        for candidate in chosen:
+            by_id[candidate.id].last_offered_at = now
+            if settings.queue.distribution != "all":
+                by_id[candidate.id].load += 1
+        assignment.offered[dialog.id] = dialog.offered_to
+        assignment.to_wake.add(dialog.id)
+    if assignment.offered:
+        offered_ids = {i for ids in assignment.offered.values() for i in ids}
+        for operator in await session.scalars(select(Operator).where(Operator.id.in_(offered_ids))):
+            operator.last_offered_at = now
+    return assignment
+
+
+def offer(dialog: Dialog, operator_ids: list[int], queue: Queue, now: datetime) -> None:
+    dialog.offered_to = operator_ids
+    dialog.offered_at = now
+    dialog.holder_id = operator_ids[0] if queue.distribution != "all" else None
+    dialog.last_offered_id = operator_ids[0]
+
+
+def withdraw_offer(dialog: Dialog, now: datetime) -> None:
+    """Back to the waiting queue, keeping its place (``waiting_since``)."""
+    dialog.offered_to = []
+    dialog.offered_at = None
+    if dialog.operator_id is None:
+        dialog.holder_id = None
+    if dialog.waiting_since is None:
+        dialog.waiting_since = now
+
+
+def wake(session: AsyncSession, dialog_ids: Iterable[int]) -> None:
+    """Owe each dialog's workflow a wake-up signal: re-read its offer from the database."""
+    session.add_all(Outbox(kind="wake", dialog_id=dialog_id) for dialog_id in sorted(dialog_ids))

@@ -1,0 +1,149 @@
+"""Test helpers: set up lines and operators in the database, let clients write through the
+same filing code as the API, and watch the dialog workflows on the time-skipping server."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from itertools import count
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from core.inbound import InboundMessage, file_client_message
+from core.line_settings import LineSettings
+from core.models import Channel, Line, Operator
+from workflows.dialog import DialogWorkflow, workflow_id
+from workflows.models import DialogState, OperatorAction, Reply
+
+_ids = count(1)
+
+
+class Harness:
+    def __init__(
+        self,
+        env: WorkflowEnvironment,
+        sessions: async_sessionmaker[AsyncSession],
+        task_queue: str,
+    ) -> None:
+        self.env = env
+        self.sessions = sessions
+        self.task_queue = task_queue
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def operators(self, n: int, **fields: Any) -> list[int]:
+        """``n`` operators, online with their workday started unless ``fields`` say otherwise."""
+        defaults: dict[str, Any] = {"presence": "online", "workday": "started"}
+        async with self.sessions() as session, session.begin():
+            rows = [Operator(name=f"Operator {i}", **{**defaults, **fields}) for i in range(n)]
+            session.add_all(rows)
+            await session.flush()
+            return [row.id for row in rows]
+
+    async def update_operator(self, operator_id: int, **fields: Any) -> None:
+        async with self.sessions() as session, session.begin():
+            operator = await session.get(Operator, operator_id)
+            assert operator is not None
+            for name, value in fields.items():
+                setattr(operator, name, value)
+
+    async def line(self, members: list[int], **queue: Any) -> Channel:
+        """A line whose queue lists ``members`` in order, with an `api` channel."""
+        settings = LineSettings.model_validate(
+            {
+                "name": "Test line",
+                "queue": {"members": [{"type": "operator", "id": m} for m in members], **queue},
+            }
+        )
+        async with self.sessions() as session, session.begin():
+            line = Line(settings=settings.dump())
+            session.add(line)
+            await session.flush()
+            channel = Channel(line_id=line.id, type="api", config={}, secret="secret")
+            session.add(channel)
+            await session.flush()
+            return channel
+
+    async def client_writes(
+        self, channel: Channel, chat: str, text: str = "Hello"
+    ) -> WorkflowHandle[Any, Any]:
+        """File a client message as the API does; the relay delivers it to the workflow."""
+        inbound = InboundMessage.model_validate(
+            {
+                "chat": {"external_id": chat},
+                "message": {"external_id": f"m-{next(_ids)}", "text": text},
+            }
+        )
+        filed = await file_client_message(self.sessions, channel, inbound)
+        return self.env.client.get_workflow_handle_for(
+            DialogWorkflow.run, workflow_id(filed.chat_id)
+        )
+
+    async def result(self, handle: WorkflowHandle[Any, Any]) -> DialogState:
+        """Wait for the dialog to end, skipping workflow time as needed.
+
+        Handles made by ``get_workflow_handle`` do not skip time on their own (only those
+        returned by ``start_workflow`` do), so unlock time skipping around the wait.
+        """
+        async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+            result: DialogState = await handle.result()
+        return result
+
+    async def state(self, handle: WorkflowHandle[Any, Any]) -> DialogState:
+        result: DialogState = await handle.query(DialogWorkflow.state)
+        return result
+
+    async def eventually(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        check: Callable[[DialogState], bool],
+        timeout_s: float = 10.0,
+    ) -> DialogState:
+        """The state once ``check`` holds. Workflow time stands still while this polls."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                state = await self.state(handle)
+                if check(state):
+                    return state
+            except RPCError:
+                state = None  # the relay has not started the workflow yet
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition never held; last state: {state}")
+            await asyncio.sleep(0.02)
+
+    async def offered(self, handle: WorkflowHandle[Any, Any], expected: list[int]) -> DialogState:
+        return await self.eventually(handle, lambda s: s.offered_to == expected)
+
+    async def sleep(self, seconds: float) -> None:
+        """Advance workflow time (the test server skips it)."""
+        await self.env.sleep(timedelta(seconds=seconds))
+
+    async def accept(self, handle: WorkflowHandle[Any, Any], operator_id: int) -> DialogState:
+        state = await self.state(handle)
+        result: DialogState = await handle.execute_update(
+            DialogWorkflow.accept,
+            OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id),
+        )
+        return result
+
+    async def reply(
+        self, handle: WorkflowHandle[Any, Any], operator_id: int, message_id: int = 0
+    ) -> DialogState:
+        state = await self.state(handle)
+        result: DialogState = await handle.execute_update(
+            DialogWorkflow.reply,
+            Reply(dialog_id=state.dialog_id, operator_id=operator_id, message_id=message_id),
+        )
+        return result
+
+    async def close(self, handle: WorkflowHandle[Any, Any], operator_id: int) -> DialogState:
+        state = await self.state(handle)
+        result: DialogState = await handle.execute_update(
+            DialogWorkflow.close, OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id)
+        )
+        return result
