@@ -6,7 +6,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, metrics
-from api.routes import api_keys, channels, departments, lines, operators, service
+from api.routes import (
+    api_keys,
+    channels,
+    departments,
+    dialog_actions,
+    dialogs,
+    inbound,
+    lines,
+    operators,
+    service,
+)
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 
@@ -32,6 +42,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     metrics.install(app)
-    for module in (service, operators, departments, lines, channels, api_keys):
+    for module in (
+        service,
+        operators,
+        departments,
+        lines,
+        channels,
+        api_keys,
+        inbound,
+        dialogs,
+        dialog_actions,
+    ):
         app.include_router(module.router)
     return app

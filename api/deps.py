@@ -9,11 +9,13 @@ from fastapi import Depends, Request
 from pydantic import AfterValidator, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 
 from api.errors import ApiError
 from core.api_keys import Role, digest
 from core.config import Settings
 from core.models import ApiKey, Base
+from core.temporal import connect
 
 Row = TypeVar("Row", bound=Base)
 
@@ -113,3 +115,14 @@ Reader = Annotated[Principal, Depends(require("admin", "supervisor", "operator")
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_temporal(request: Request) -> Client:
+    """The app's Temporal client, connected on first use."""
+    if request.app.state.temporal is None:
+        request.app.state.temporal = await connect(request.app.state.settings)
+    client: Client = request.app.state.temporal
+    return client
+
+
+Temporal = Annotated[Client, Depends(get_temporal)]

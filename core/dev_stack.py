@@ -21,7 +21,6 @@ import httpx
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.service import RPCError
 
 from core import child_process, migrate, temporal_dev_server
 from core.config import Settings
@@ -84,21 +83,15 @@ def _openlines(subcommand: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return child_process.spawn([sys.executable, "-m", "cli", subcommand], env=env)
 
 
-async def _wait_for_temporal(settings: Settings, server: subprocess.Popen[bytes]) -> list[str]:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if server.poll() is not None:
-            raise DevStackError(
-                f"the Temporal dev server exited with code {server.returncode}; "
-                f"see {settings.data_dir / 'temporal.log'}"
-            )
-        try:
-            client = await connect(settings)
-            return await temporal_dev_server.ensure_search_attributes(client)
-        except (RuntimeError, RPCError):
-            if time.monotonic() > deadline:
-                raise DevStackError("the Temporal dev server did not start in time") from None
-            await asyncio.sleep(0.3)
+async def _start_temporal(settings: Settings, server: subprocess.Popen[bytes]) -> list[str]:
+    """Wait for the dev server; register any search attribute it lacks (names returned)."""
+    try:
+        client = await temporal_dev_server.wait_until_serving(
+            server, lambda: connect(settings), STARTUP_TIMEOUT_S
+        )
+    except (RuntimeError, TimeoutError) as error:
+        raise DevStackError(f"{error}; see {settings.data_dir / 'temporal.log'}") from None
+    return await temporal_dev_server.ensure_search_attributes(client)
 
 
 def _name(child: subprocess.Popen[bytes]) -> str:
@@ -188,7 +181,7 @@ def run(settings: Settings) -> int:
     )
     children: list[subprocess.Popen[bytes]] = [temporal]
     try:
-        added = asyncio.run(_wait_for_temporal(settings, temporal))
+        added = asyncio.run(_start_temporal(settings, temporal))
         if added:
             print(f"Registered search attributes: {', '.join(added)}", flush=True)
         env = _child_env(settings, key, database_url)

@@ -269,3 +269,10 @@ OPEN_DIALOG_STATUSES = (
     "operator_replied",
     "closing",
 )
+
+
+# Ids are never reused, even after rows are deleted: workflow ids are made from them
+# (``chat-<id>``), and a reused id would signal an old dialog's workflow.
+for _table in Base.metadata.tables.values():
+    if "id" in _table.c:
+        _table.dialect_kwargs["sqlite_autoincrement"] = True

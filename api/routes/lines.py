@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, AppSettings, Reader, Session, get_or_404
 from api.errors import ApiError, invalid
+from core import routing
 from core.line_settings import LineSettings, merge_patch
 from core.models import OPEN_DIALOG_STATUSES, Channel, Department, Dialog, Line, Operator
 
@@ -93,6 +94,8 @@ async def update_line(
     if merged.name is None:
         merged.name = f"Line {line.id}"
     line.settings = merged.dump()
+    # Removed members lose their offers and dialogs; new ones may serve the waiting queue.
+    await routing.rebalance_line(session, line.id, datetime.now(UTC))
     await session.commit()
     return line_out(line)
 

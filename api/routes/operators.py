@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from api.deps import Admin, NoNul, Principal, Reader, Session, authenticate, get_or_404
 from api.errors import ApiError, invalid
+from core import routing
 from core.models import Operator
 
 router = APIRouter(prefix="/v1/operators", tags=["operators"])
@@ -144,6 +145,7 @@ async def update_operator(
             operator.fired_at = datetime.now(UTC) if fired else None
     for field, value in changes.items():
         setattr(operator, field, value)
+    await routing.operator_changed(session, operator.id, datetime.now(UTC))
     await session.commit()
     return to_out(operator)
 
@@ -158,6 +160,7 @@ async def set_presence(
     _admin_or_self(principal, operator_id)
     operator = await load(session, operator_id)
     operator.presence = body.status
+    await routing.operator_changed(session, operator.id, datetime.now(UTC))
     await session.commit()
     return to_out(operator)
 
@@ -172,5 +175,6 @@ async def set_workday(
     _admin_or_self(principal, operator_id)
     operator = await load(session, operator_id)
     operator.workday = body.state
+    await routing.operator_changed(session, operator.id, datetime.now(UTC))
     await session.commit()
     return to_out(operator)

@@ -27,6 +27,7 @@ async def readyz(request: Request, session: Session) -> dict[str, str] | Respons
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(session.execute(text("SELECT 1")), READY_TIMEOUT_S)
+        await session.commit()
         checks["database"] = "ok"
     except Exception as error:
         checks["database"] = f"unreachable: {type(error).__name__}"

@@ -2,19 +2,21 @@
 same filing code as the API, and watch the dialog workflows on the time-skipping server."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from core import routing
 from core.inbound import InboundMessage, file_client_message
 from core.line_settings import LineSettings
-from core.models import Channel, Line, Operator
+from core.models import Channel, Dialog, Line, Operator
 from workflows.dialog import DialogWorkflow, workflow_id
 from workflows.models import DialogState, OperatorAction, Reply
 
@@ -50,6 +52,27 @@ class Harness:
             assert operator is not None
             for name, value in fields.items():
                 setattr(operator, name, value)
+
+    async def operator_changes(self, operator_id: int, **fields: Any) -> set[int]:
+        """Change an operator as the API does: the row and the routing that follows from it
+        (``operator_changed``) in one transaction, at workflow time. Returns the dialogs owed a
+        wake-up; the relay delivers them."""
+        async with self.operator_changing(operator_id, **fields) as woken:
+            pass
+        return woken
+
+    @asynccontextmanager
+    async def operator_changing(self, operator_id: int, **fields: Any) -> AsyncIterator[set[int]]:
+        """``operator_changes`` with the transaction held open (and the line locked) while the
+        body runs: to see what reaches the workflows in the meantime."""
+        now = await self.now()
+        async with self.sessions() as session, session.begin():
+            operator = await session.get(Operator, operator_id)
+            assert operator is not None
+            for name, value in fields.items():
+                setattr(operator, name, value)
+            await session.flush()
+            yield await routing.operator_changed(session, operator_id, now)
 
     async def line(self, members: list[int], **queue: Any) -> Channel:
         """A line whose queue lists ``members`` in order, with an `api` channel."""
@@ -116,6 +139,35 @@ class Harness:
                 raise AssertionError(f"condition never held; last state: {state}")
             await asyncio.sleep(0.02)
 
+    async def row(self, handle: WorkflowHandle[Any, Any]) -> Dialog:
+        """The dialog's row in the database (the projection and the offer routing made)."""
+        dialog_id = (await self.state(handle)).dialog_id
+        async with self.sessions() as session:
+            row = await session.get(Dialog, dialog_id)
+            assert row is not None
+            return row
+
+    async def row_shows(self, handle: WorkflowHandle[Any, Any], status: str) -> Dialog:
+        """Wait until the dialog row shows ``status``: the workflow has written its state to
+        the database, where routing counts every operator's load."""
+        await self.eventually(handle, lambda s: s.status == status)
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while (row := await self.row(handle)).status != status:
+            assert asyncio.get_running_loop().time() < deadline, f"row stays {row.status}"
+            await asyncio.sleep(0.02)
+        return row
+
+    async def waiting(self, handle: WorkflowHandle[Any, Any]) -> DialogState:
+        """Wait until the dialog waits in its queue with nobody to offer it to. Routing
+        decides in the database, so the row is checked first; then the workflow's state."""
+        await self.eventually(handle, lambda s: s.status == "queued")
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while (row := await self.row(handle)).waiting_since is None:
+            assert asyncio.get_running_loop().time() < deadline, f"never queued: {row.status}"
+            await asyncio.sleep(0.02)
+        assert row.offered_to == [], f"offered to {row.offered_to}"
+        return await self.eventually(handle, lambda s: (s.status, s.offered_to) == ("queued", []))
+
     async def offered(self, handle: WorkflowHandle[Any, Any], expected: list[int]) -> DialogState:
         return await self.eventually(handle, lambda s: s.offered_to == expected)
 
@@ -128,6 +180,13 @@ class Harness:
         result: DialogState = await handle.execute_update(
             DialogWorkflow.accept,
             OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id),
+        )
+        return result
+
+    async def skip(self, handle: WorkflowHandle[Any, Any], operator_id: int) -> DialogState:
+        state = await self.state(handle)
+        result: DialogState = await handle.execute_update(
+            DialogWorkflow.skip, OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id)
         )
         return result
 
@@ -147,3 +206,12 @@ class Harness:
             DialogWorkflow.close, OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id)
         )
         return result
+
+    @staticmethod
+    async def refused(action: Awaitable[object]) -> str:
+        """The reason the dialog gave for refusing an operator action (its update failed)."""
+        try:
+            await action
+        except WorkflowUpdateFailedError as error:
+            return str(error.cause)
+        raise AssertionError("the action was not refused")

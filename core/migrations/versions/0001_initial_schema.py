@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 12:00:22.450188
+Create Date: 2026-11-25 13:10:32.861056
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -24,6 +25,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "lines",
@@ -33,6 +35,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "operators",
@@ -46,9 +49,11 @@ def upgrade() -> None:
         sa.Column("vacation_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("presence", sa.String(length=16), nullable=False),
         sa.Column("workday", sa.String(length=16), nullable=False),
+        sa.Column("last_offered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "api_keys",
@@ -63,6 +68,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["operator_id"], ["operators.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key_hash"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "channels",
@@ -78,6 +84,7 @@ def upgrade() -> None:
             ["lines.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("channels", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_channels_line_id"), ["line_id"], unique=False)
@@ -118,6 +125,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("channel_id", "external_id", name="uq_chats_channel_ext"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("chats", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_chats_line_id"), ["line_id"], unique=False)
@@ -127,14 +135,29 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("line_id", sa.Integer(), nullable=False),
         sa.Column("chat_id", sa.Integer(), nullable=False),
+        sa.Column("channel_type", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("close_reason", sa.String(length=32), nullable=True),
         sa.Column("operator_id", sa.Integer(), nullable=True),
+        sa.Column("holder_id", sa.Integer(), nullable=True),
+        sa.Column("offered_to", sa.JSON(), nullable=False),
+        sa.Column("offered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_offered_id", sa.Integer(), nullable=True),
+        sa.Column("answered", sa.Boolean(), nullable=False),
+        sa.Column("pinned", sa.Boolean(), nullable=False),
+        sa.Column("run_id", sa.String(length=64), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["chat_id"],
             ["chats.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["holder_id"],
+            ["operators.id"],
         ),
         sa.ForeignKeyConstraint(
             ["line_id"],
@@ -145,21 +168,106 @@ def upgrade() -> None:
             ["operators.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("dialogs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_dialogs_chat_id"), ["chat_id"], unique=False)
+        batch_op.create_index("ix_dialogs_chat_status", ["chat_id", "status"], unique=False)
+        batch_op.create_index("ix_dialogs_line_holder", ["line_id", "holder_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_dialogs_line_id"), ["line_id"], unique=False)
+        batch_op.create_index("ix_dialogs_line_waiting", ["line_id", "waiting_since"], unique=False)
         batch_op.create_index(batch_op.f("ix_dialogs_operator_id"), ["operator_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_dialogs_status"), ["status"], unique=False)
+
+    op.create_table(
+        "messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("chat_id", sa.Integer(), nullable=False),
+        sa.Column("dialog_id", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=16), nullable=False),
+        sa.Column("operator_id", sa.Integer(), nullable=True),
+        sa.Column("external_id", sa.String(length=255), nullable=True),
+        sa.Column("text", sa.String(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["chat_id"],
+            ["chats.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["dialog_id"],
+            ["dialogs.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["operator_id"],
+            ["operators.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index("ix_messages_dialog", ["dialog_id", "id"], unique=False)
+        batch_op.create_index(
+            "uq_messages_chat_external",
+            ["chat_id", "external_id"],
+            unique=True,
+            sqlite_where=sa.text("external_id IS NOT NULL"),
+            postgresql_where=sa.text("external_id IS NOT NULL"),
+        )
+
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("dialog_id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["dialog_id"],
+            ["dialogs.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_outbox_undelivered",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("delivered_at IS NULL"),
+            postgresql_where=sa.text("delivered_at IS NULL"),
+        )
 
 
 def downgrade() -> None:
 
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_outbox_undelivered",
+            sqlite_where=sa.text("delivered_at IS NULL"),
+            postgresql_where=sa.text("delivered_at IS NULL"),
+        )
+
+    op.drop_table("outbox")
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_messages_chat_external",
+            sqlite_where=sa.text("external_id IS NOT NULL"),
+            postgresql_where=sa.text("external_id IS NOT NULL"),
+        )
+        batch_op.drop_index("ix_messages_dialog")
+
+    op.drop_table("messages")
     with op.batch_alter_table("dialogs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_dialogs_status"))
         batch_op.drop_index(batch_op.f("ix_dialogs_operator_id"))
+        batch_op.drop_index("ix_dialogs_line_waiting")
         batch_op.drop_index(batch_op.f("ix_dialogs_line_id"))
-        batch_op.drop_index(batch_op.f("ix_dialogs_chat_id"))
+        batch_op.drop_index("ix_dialogs_line_holder")
+        batch_op.drop_index("ix_dialogs_chat_status")
 
     op.drop_table("dialogs")
     with op.batch_alter_table("chats", schema=None) as batch_op:

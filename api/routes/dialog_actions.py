@@ -1,0 +1,161 @@
+"""Operator actions on a dialog. Each is a Temporal update: the answer is the dialog as the
+workflow left it, 409 when its state does not allow the action, 403 for someone else's."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlalchemy import delete
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
+
+from api.deps import DbId, NoNul, Principal, Reader, Session, Temporal
+from api.errors import ApiError, invalid
+from api.routes.dialogs import DialogOut, dialog_out, visible_dialog
+from core.models import Dialog, Message
+from workflows.dialog import DialogWorkflow, workflow_id
+from workflows.models import DialogState, OperatorAction, Reply
+
+router = APIRouter(prefix="/v1/dialogs", tags=["dialog actions"])
+
+
+class ActBody(BaseModel):
+    """An admin acts for an operator by naming it; operators act as themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+    operator_id: DbId | None = None
+
+
+class ReplyBody(ActBody):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=10000), NoNul]
+
+
+def acting_operator(principal: Principal, body: ActBody | None) -> int:
+    """The operator an action is taken as."""
+    named = body.operator_id if body is not None else None
+    if principal.role == "operator":
+        assert principal.operator_id is not None
+        if named is not None and named != principal.operator_id:
+            raise ApiError(403, "an operator key acts only as its own operator")
+        return principal.operator_id
+    if principal.role == "admin":
+        if named is None:
+            raise invalid("operator_id", "required when an admin acts for an operator")
+        return named
+    raise ApiError(403, f"the {principal.role} role may not do this")
+
+
+async def run_update(
+    client: Client,
+    dialog: Dialog,
+    update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState],
+    argument: OperatorAction,
+) -> DialogState:
+    """Apply the action in the dialog's workflow; its refusals become 409s."""
+    handle = client.get_workflow_handle_for(
+        DialogWorkflow.run, workflow_id(dialog.chat_id), run_id=dialog.run_id
+    )
+    try:
+        return await handle.execute_update(update, argument)
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ApiError(409, reason) from None
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND or "already completed" in error.message:
+            raise ApiError(409, f"dialog {dialog.id} is {dialog.status}") from None
+        raise
+
+
+async def act(
+    session: Session,
+    client: Client,
+    principal: Principal,
+    dialog_id: int,
+    update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState],
+    body: ActBody | None,
+) -> DialogOut:
+    dialog = await visible_dialog(session, principal, dialog_id)
+    operator_id = acting_operator(principal, body)
+    state = await run_update(
+        client, dialog, update, OperatorAction(dialog_id=dialog.id, operator_id=operator_id)
+    )
+    return DialogOut(**dialog_out(dialog, state))
+
+
+@router.post("/{dialog_id}/accept")
+async def accept(
+    dialog_id: int,
+    session: Session,
+    client: Temporal,
+    principal: Reader,
+    body: Annotated[ActBody | None, Body()] = None,
+) -> DialogOut:
+    """Take a dialog offered to you."""
+    return await act(session, client, principal, dialog_id, DialogWorkflow.accept, body)
+
+
+@router.post("/{dialog_id}/skip")
+async def skip(
+    dialog_id: int,
+    session: Session,
+    client: Temporal,
+    principal: Reader,
+    body: Annotated[ActBody | None, Body()] = None,
+) -> DialogOut:
+    """Pass the dialog on to the next operator."""
+    return await act(session, client, principal, dialog_id, DialogWorkflow.skip, body)
+
+
+@router.post("/{dialog_id}/close")
+async def close(
+    dialog_id: int,
+    session: Session,
+    client: Temporal,
+    principal: Reader,
+    body: Annotated[ActBody | None, Body()] = None,
+) -> DialogOut:
+    """Close your dialog; a supervisor or admin may close any."""
+    dialog = await visible_dialog(session, principal, dialog_id)
+    if principal.role in ("supervisor", "admin") and (body is None or body.operator_id is None):
+        action = OperatorAction(dialog_id=dialog.id, by_supervisor=True)
+    else:
+        action = OperatorAction(dialog_id=dialog.id, operator_id=acting_operator(principal, body))
+    state = await run_update(client, dialog, DialogWorkflow.close, action)
+    return DialogOut(**dialog_out(dialog, state))
+
+
+@router.post("/{dialog_id}/messages")
+async def reply(
+    dialog_id: int, body: ReplyBody, session: Session, client: Temporal, principal: Reader
+) -> DialogOut:
+    """Write to the client, accepting the dialog if it is only offered to you.
+
+    The message is stored first (its text never enters workflow history) and removed again
+    if the workflow refuses the reply.
+    """
+    dialog = await visible_dialog(session, principal, dialog_id)
+    operator_id = acting_operator(principal, body)
+    message = Message(
+        chat_id=dialog.chat_id,
+        dialog_id=dialog.id,
+        author="operator",
+        operator_id=operator_id,
+        text=body.text,
+    )
+    session.add(message)
+    await session.commit()
+    try:
+        state = await run_update(
+            client,
+            dialog,
+            DialogWorkflow.reply,
+            Reply(dialog_id=dialog.id, operator_id=operator_id, message_id=message.id),
+        )
+    except ApiError:
+        await session.execute(delete(Message).where(Message.id == message.id))
+        await session.commit()
+        raise
+    return DialogOut(**dialog_out(dialog, state))

@@ -1,0 +1,210 @@
+"""Reading dialogs: the list, one dialog with its deadlines and workflow, its messages."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from api.deps import AppSettings, DbId, Principal, Reader, Session, Temporal, get_or_404
+from api.errors import ApiError, invalid
+from core.config import Settings
+from core.models import Dialog, Message
+from workflows.dialog import DialogWorkflow, workflow_id
+from workflows.models import DialogState, Status
+
+router = APIRouter(prefix="/v1/dialogs", tags=["dialogs"])
+
+
+class Kpi(BaseModel):
+    first_answer_s: int | None = None
+    total_answer_s: int | None = None
+    avg_answer_s: int | None = None
+    max_answer_s: int | None = None
+    overdue: bool = False
+
+
+class Rating(BaseModel):
+    client: Literal["like", "dislike"] | None = None
+    supervisor: int | None = None
+    comment: str | None = None
+
+
+class WorkflowRef(BaseModel):
+    id: str
+    run_id: str | None
+    ui_url: str
+
+
+class DialogOut(BaseModel):
+    id: int
+    number: int
+    line_id: int
+    chat_id: int
+    channel_type: str
+    status: str
+    close_reason: str | None
+    operator_id: int | None
+    offered_to: list[int]
+    pinned: bool
+    started_at: datetime
+    closed_at: datetime | None
+    kpi: Kpi = Kpi()
+    rating: Rating = Rating()
+
+
+class DialogDetail(DialogOut):
+    deadlines: dict[str, datetime]
+    workflow: WorkflowRef
+
+
+class DialogPage(BaseModel):
+    items: list[DialogOut]
+    next_cursor: str | None
+
+
+class MessageOut(BaseModel):
+    id: int
+    author: str
+    operator_id: int | None
+    text: str
+    created_at: datetime
+
+
+def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, Any]:
+    """The dialog row, with the workflow's fresher state laid over it when we have it."""
+    out: dict[str, Any] = {
+        "id": dialog.id,
+        "number": dialog.id,
+        "line_id": dialog.line_id,
+        "chat_id": dialog.chat_id,
+        "channel_type": dialog.channel_type,
+        "status": dialog.status,
+        "close_reason": dialog.close_reason,
+        "operator_id": dialog.operator_id,
+        "offered_to": list(dialog.offered_to) if dialog.operator_id is None else [],
+        "pinned": dialog.pinned,
+        "started_at": dialog.started_at,
+        "closed_at": dialog.closed_at,
+    }
+    if state is not None:
+        out.update(
+            status=state.status,
+            close_reason=state.close_reason,
+            operator_id=state.operator_id,
+            offered_to=state.offered_to,
+            pinned=state.pinned,
+        )
+    return out
+
+
+def may_see(principal: Principal, dialog: Dialog) -> bool:
+    """Operators see the dialogs offered to them or theirs; admins and supervisors see all."""
+    if principal.role in ("admin", "supervisor"):
+        return True
+    return principal.operator_id is not None and (
+        dialog.operator_id == principal.operator_id or principal.operator_id in dialog.offered_to
+    )
+
+
+async def visible_dialog(session: Session, principal: Principal, dialog_id: int) -> Dialog:
+    """The dialog, if the caller may see it.
+
+    Ends the read transaction: callers go on to ask the workflow, whose activities need the
+    database, and on SQLite an open transaction would hold them up.
+    """
+    dialog = await get_or_404(session, Dialog, dialog_id, "dialog")
+    await session.commit()
+    if not may_see(principal, dialog):
+        raise ApiError(403, f"dialog {dialog_id} is not offered to or held by this operator")
+    return dialog
+
+
+def workflow_ref(dialog: Dialog, settings: Settings) -> WorkflowRef:
+    wf_id = workflow_id(dialog.chat_id)
+    ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{wf_id}"
+    if dialog.run_id:
+        ui = f"{ui}/{dialog.run_id}"
+    return WorkflowRef(id=wf_id, run_id=dialog.run_id, ui_url=ui)
+
+
+async def live_state(client: Client, dialog: Dialog) -> DialogState | None:
+    """The workflow's own view, or None once its run has ended or is not reachable."""
+    if dialog.status in ("closed", "spam"):
+        return None
+    handle = client.get_workflow_handle_for(
+        DialogWorkflow.run, workflow_id(dialog.chat_id), run_id=dialog.run_id
+    )
+    try:
+        state: DialogState = await handle.query(DialogWorkflow.state)
+    except RPCError:
+        return None
+    return state if state.dialog_id == dialog.id else None
+
+
+@router.get("")
+async def list_dialogs(
+    session: Session,
+    principal: Reader,
+    line_id: DbId | None = None,
+    status: Status | None = None,
+    operator_id: DbId | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> DialogPage:
+    """Newest first. ``cursor`` is the ``next_cursor`` of the previous page."""
+    query = select(Dialog).order_by(Dialog.id.desc()).limit(limit + 1)
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise invalid("cursor", "not a cursor this API returned")
+        query = query.where(Dialog.id < int(cursor))
+    if line_id is not None:
+        query = query.where(Dialog.line_id == line_id)
+    if status is not None:
+        query = query.where(Dialog.status == status)
+    if operator_id is not None:
+        query = query.where(Dialog.operator_id == operator_id)
+    if principal.role == "operator":
+        # Offers are few and short-lived: filter them here rather than in JSON SQL.
+        mine = Dialog.operator_id == principal.operator_id
+        query = query.where(Dialog.status.not_in(("closed", "spam")) | mine)
+    rows = list(await session.scalars(query))
+    visible = [d for d in rows[:limit] if may_see(principal, d)]
+    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    return DialogPage(items=[DialogOut(**dialog_out(d)) for d in visible], next_cursor=next_cursor)
+
+
+@router.get("/{dialog_id}")
+async def get_dialog(
+    dialog_id: int, session: Session, principal: Reader, client: Temporal, config: AppSettings
+) -> DialogDetail:
+    """The dialog with its running timers' deadlines and a link to its workflow."""
+    dialog = await visible_dialog(session, principal, dialog_id)
+    state = await live_state(client, dialog)
+    return DialogDetail(
+        **dialog_out(dialog, state),
+        deadlines=state.deadlines if state else {},
+        workflow=workflow_ref(dialog, config),
+    )
+
+
+@router.get("/{dialog_id}/messages")
+async def list_messages(dialog_id: int, session: Session, principal: Reader) -> list[MessageOut]:
+    """Every message of the dialog, oldest first."""
+    await visible_dialog(session, principal, dialog_id)
+    messages = await session.scalars(
+        select(Message).where(Message.dialog_id == dialog_id).order_by(Message.id)
+    )
+    return [
+        MessageOut(
+            id=m.id,
+            author=m.author,
+            operator_id=m.operator_id,
+            text=m.text,
+            created_at=m.created_at,
+        )
+        for m in messages
+    ]

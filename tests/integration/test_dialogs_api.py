@@ -1,0 +1,152 @@
+"""A dialog through the HTTP API: client message, offer, accept, reply, close."""
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from core.models import Dialog, Message, Outbox
+from tests.conftest import client_for
+from tests.integration.conftest import System, running_worker
+
+
+async def operator_key(system: System, operator_id: int) -> str:
+    response = await system.admin.post(
+        "/v1/api-keys", json={"role": "operator", "operator_id": operator_id}
+    )
+    key: str = response.json()["key"]
+    return key
+
+
+async def test_a_client_message_is_offered_accepted_replied_and_closed(system: System):
+    ann = await system.operator("Ann")
+    _, channel, secret = await system.line([ann])
+    written = await system.client_writes(channel, secret, "tg-1", "m-1", "Hello")
+    assert written.status_code == 202, written.text
+    filed = written.json()
+    assert filed["duplicate"] is False
+
+    offered = await system.dialog_when(filed["dialog_id"], lambda d: d["offered_to"] == [ann])
+    assert offered["status"] == "queued"
+    assert offered["workflow"]["id"] == f"chat-{filed['chat_id']}"
+    assert "handover" in offered["deadlines"] and "expiry" in offered["deadlines"]
+
+    async with client_for(system.app, await operator_key(system, ann)) as as_ann:
+        accepted = await as_ann.post(f"/v1/dialogs/{filed['dialog_id']}/accept")
+        assert accepted.status_code == 200, accepted.text
+        assert (accepted.json()["status"], accepted.json()["operator_id"]) == ("accepted", ann)
+
+        replied = await as_ann.post(
+            f"/v1/dialogs/{filed['dialog_id']}/messages", json={"text": "Hi, how can I help?"}
+        )
+        assert replied.status_code == 200, replied.text
+        assert replied.json()["status"] == "operator_replied"
+
+        closed = await as_ann.post(f"/v1/dialogs/{filed['dialog_id']}/close")
+        assert closed.status_code == 200, closed.text
+        assert (closed.json()["status"], closed.json()["close_reason"]) == ("closed", "operator")
+
+        messages = (await as_ann.get(f"/v1/dialogs/{filed['dialog_id']}/messages")).json()
+    assert [(m["author"], m["text"]) for m in messages] == [
+        ("client", "Hello"),
+        ("operator", "Hi, how can I help?"),
+    ]
+    final = await system.dialog_when(filed["dialog_id"], lambda d: d["closed_at"] is not None)
+    assert final["status"] == "closed"
+
+
+async def test_the_same_channel_message_twice_is_stored_once(system: System):
+    _, channel, secret = await system.line([])
+    first = (await system.client_writes(channel, secret, "c-1", "m-1")).json()
+    again = await system.client_writes(channel, secret, "c-1", "m-1")
+    assert again.status_code == 202
+    assert again.json() == {**first, "duplicate": True}
+    async with system.app.state.sessions() as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Message).where(Message.chat_id == first["chat_id"])
+        )
+    assert stored == 1
+
+
+async def test_a_wrong_channel_secret_is_401_and_stores_nothing(system: System):
+    _, channel, _ = await system.line([])
+    refused = await system.client_writes(channel, "not-the-secret", "c-1", "m-1")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    async with system.app.state.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+async def test_actions_refused_with_409_or_403(system: System):
+    ann, bob = await system.operator("Ann"), await system.operator("Bob")
+    _, channel, secret = await system.line([ann, bob], distribution="strictly")
+    dialog_id = (await system.client_writes(channel, secret, "c-1", "m-1")).json()["dialog_id"]
+    await system.dialog_when(dialog_id, lambda d: d["offered_to"] == [ann])
+    async with (
+        client_for(system.app, await operator_key(system, ann)) as as_ann,
+        client_for(system.app, await operator_key(system, bob)) as as_bob,
+    ):
+        not_offered = await as_bob.post(f"/v1/dialogs/{dialog_id}/accept")
+        assert not_offered.status_code == 403  # someone else's dialog
+        assert (await as_ann.post(f"/v1/dialogs/{dialog_id}/close")).status_code == 409
+        assert (await as_ann.post(f"/v1/dialogs/{dialog_id}/accept")).status_code == 200
+        again = await as_ann.post(f"/v1/dialogs/{dialog_id}/accept")
+        assert again.status_code == 409
+        assert "already accepted" in again.json()["detail"]
+        assert (await as_bob.post(f"/v1/dialogs/{dialog_id}/close")).status_code == 403
+
+
+async def test_messages_posted_while_the_worker_is_down_are_all_delivered(
+    make_app, temporal, task_queue
+):
+    app = await make_app()
+    app.state.temporal = temporal.client
+    async with client_for(app, "test-bootstrap-admin-key") as admin:
+        system = System(app, admin, temporal, task_queue)
+        ann = await system.operator("Ann")
+        _, channel, secret = await system.line([ann])
+        async with running_worker(app, temporal, task_queue):
+            first = (await system.client_writes(channel, secret, "c-1", "m-1")).json()
+            await system.dialog_when(first["dialog_id"], lambda d: d["offered_to"] == [ann])
+        # The worker (and its relay) is stopped: messages are still taken and kept.
+        for i in range(2, 6):
+            answer = await system.client_writes(channel, secret, "c-1", f"m-{i}")
+            assert answer.status_code == 202
+        async with app.state.sessions() as session:
+            waiting = select(func.count()).select_from(Outbox).where(Outbox.delivered_at.is_(None))
+            assert await session.scalar(waiting) == 4
+        async with running_worker(app, temporal, task_queue):
+            handle = temporal.client.get_workflow_handle(f"chat-{first['chat_id']}")
+            for _ in range(200):
+                state = await handle.query("state")
+                if len(state["seen_message_ids"]) == 5:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(state["seen_message_ids"]) == 5
+
+
+async def test_200_dialogs_at_once_never_give_anyone_a_fourth(system: System):
+    operators = [await system.operator(f"Operator {i}") for i in range(5)]
+    line_id, channel, secret = await system.line(
+        operators, max_dialogs_per_operator=3, not_counted="answered"
+    )
+    answers = await asyncio.gather(
+        *(system.client_writes(channel, secret, f"chat-{i}", "m-1") for i in range(200))
+    )
+    assert all(a.status_code == 202 for a in answers)
+
+    async def held() -> dict[int | None, int]:
+        async with system.app.state.sessions() as session:
+            rows = await session.execute(
+                select(Dialog.holder_id, func.count())
+                .where(Dialog.line_id == line_id)
+                .group_by(Dialog.holder_id)
+            )
+            return {holder: count for holder, count in rows.all()}
+
+    for _ in range(300):  # sample while the offers are being made
+        counts = await held()
+        assert all(count <= 3 for holder, count in counts.items() if holder is not None), counts
+        if sum(c for h, c in counts.items() if h is not None) == 15:
+            break
+        await asyncio.sleep(0.05)
+    assert counts == {**{o: 3 for o in operators}, None: 185}
