@@ -34,6 +34,7 @@ def build_worker(
         activities=[
             dialogs.enter_queue,
             dialogs.current_routing,
+            dialogs.check_owner,
             dialogs.hand_over,
             dialogs.accept,
             dialogs.skip,

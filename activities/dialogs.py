@@ -14,7 +14,7 @@ from temporalio import activity
 
 from core import routing
 from core.line_settings import LineSettings
-from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message
+from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message, Operator
 from workflows.models import (
     ActionOutcome,
     OperatorAction,
@@ -34,6 +34,7 @@ def routing_of(dialog: Dialog, settings: LineSettings) -> Routing:
         handover_after=settings.queue.handover_after,
         line_id=dialog.line_id,
         line_active=settings.active,
+        check_availability=settings.queue.check_availability,
     )
 
 
@@ -78,6 +79,24 @@ class DialogActivities:
         """The dialog's offer now (after a wake-up), serving the queue if it still waits."""
         async with self._locked(request.dialog_id) as (session, dialog, settings):
             if dialog.waiting_since is not None and not dialog.offered_to:
+                await self._serve_queue(session, dialog, settings, request.at)
+            return routing_of(dialog, settings)
+
+    @activity.defn
+    async def check_owner(self, request: RoutingRequest) -> Routing:
+        """The client wrote: with availability checking, a dialog whose owner is away goes
+        back to the queue, unless it is pinned or the owner is the line's only member."""
+        async with self._locked(request.dialog_id) as (session, dialog, settings):
+            owner = await session.get(Operator, dialog.operator_id) if dialog.operator_id else None
+            if (
+                owner is not None
+                and settings.queue.check_availability
+                and not dialog.pinned
+                and not routing.is_available(owner, True, request.at)
+                and await routing.member_ids(session, settings.queue) != [owner.id]
+            ):
+                dialog.operator_id = dialog.holder_id = None
+                routing.withdraw_offer(dialog, request.at)
                 await self._serve_queue(session, dialog, settings, request.at)
             return routing_of(dialog, settings)
 
@@ -154,7 +173,8 @@ class DialogActivities:
             was_open = dialog.status not in CLOSED_DIALOG_STATUSES
             dialog.status = projection.status
             dialog.close_reason = projection.close_reason
-            dialog.operator_id = projection.operator_id
+            # The owner is not copied: only routing transactions change it, so a projection
+            # written just after an operator was fired cannot give the dialog back to them.
             dialog.answered = projection.answered
             dialog.pinned = projection.pinned
             dialog.run_id = projection.run_id

@@ -74,6 +74,7 @@ class DialogWorkflow:
         self._routing: Routing | None = None
         self._needs_queue = True  # a new dialog goes to the queue on the first loop turn
         self._wake = False
+        self._check_owner = False
         self._dirty = True  # the projection in the database is behind
         self._next_dialog: list[ClientMessage] = []  # messages for the chat's next dialog
         self._published: tuple[object, ...] | None = None
@@ -114,6 +115,8 @@ class DialogWorkflow:
         # Timers count from when the workflow got the message (milliseconds after it was
         # filed, unless Temporal was down), so workflow time alone decides every deadline.
         state.unanswered_since = workflow.now()
+        if state.operator_id is not None and self._routing and self._routing.check_availability:
+            self._check_owner = True  # is the owner still there to answer?
         if state.status in ("accepted", "client_waiting", "closing"):
             state.status = "client_waiting"
         elif state.status in ("operator_replied", "client_followup"):
@@ -228,9 +231,8 @@ class DialogWorkflow:
         return self._state
 
     def _has_work(self) -> bool:
-        return (
-            self._needs_queue or self._wake or self._dirty or self._state.status in FINAL_STATUSES
-        )
+        due = self._needs_queue or self._wake or self._check_owner or self._dirty
+        return due or self._state.status in FINAL_STATUSES
 
     async def _step(self) -> None:
         """Do what is due: deadlines first, then routing, then the projection."""
@@ -255,6 +257,10 @@ class DialogWorkflow:
             self._wake = False
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
             self._apply(await self._run(DialogActivities.current_routing, request))
+        if self._check_owner and state.status not in FINAL_STATUSES:
+            self._check_owner = False
+            request = RoutingRequest(dialog_id=state.dialog_id, at=now)
+            self._apply(await self._run(DialogActivities.check_owner, request))
         if self._dirty:
             await self._project()
 

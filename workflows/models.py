@@ -54,6 +54,7 @@ class Routing(BaseModel):
     handover_after: int = 60
     line_id: int
     line_active: bool = True
+    check_availability: bool = False
 
 
 class DialogState(BaseModel):

@@ -22,8 +22,14 @@ from worker import build_worker
 
 
 @pytest.fixture(scope="session")
-async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
-    """The dev server as ``openlines dev`` starts it (logging to a file, not the terminal)."""
+async def temporal(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str
+) -> AsyncIterator[WorkflowEnvironment]:
+    """The dev server as ``openlines dev`` starts it (logging to a file, not the terminal).
+
+    One per database: workflow ids come from database ids, and two databases share ids, just
+    as two installs must not share a Temporal namespace.
+    """
     folder = tmp_path_factory.mktemp("temporal")
     port, ui_port = free_port(), free_port()
     server = temporal_dev_server.start(folder / "temporal.db", port, ui_port, folder / "log")

@@ -149,4 +149,5 @@ async def test_200_dialogs_at_once_never_give_anyone_a_fourth(system: System):
         if sum(c for h, c in counts.items() if h is not None) == 15:
             break
         await asyncio.sleep(0.05)
-    assert counts == {**{o: 3 for o in operators}, None: 185}
+    expected: dict[int | None, int] = {**{o: 3 for o in operators}, None: 185}
+    assert counts == expected
