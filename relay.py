@@ -92,7 +92,7 @@ async def _deliver_chat(
                     ],
                 )
             else:
-                await _wake(client, dialog)
+                await _signal(client, dialog, outbox.kind)
         except RPCError as error:
             log.warning("outbox row %s not delivered yet: %s", outbox.id, error)
             break
@@ -100,10 +100,15 @@ async def _deliver_chat(
     return delivered
 
 
-async def _wake(client: Client, dialog: Dialog) -> None:
-    """Wake the chat's workflow; a run that has ended has nothing left to learn."""
+async def _signal(client: Client, dialog: Dialog, kind: str) -> None:
+    """``wake`` or ``line_deleted`` the chat's workflow; a run that has ended has nothing left
+    to learn."""
+    handle = client.get_workflow_handle(workflow_id(dialog.chat_id))
     try:
-        await client.get_workflow_handle(workflow_id(dialog.chat_id)).signal(DialogWorkflow.wake)
+        if kind == "line_deleted":
+            await handle.signal(DialogWorkflow.line_deleted, dialog.id)
+        else:
+            await handle.signal(DialogWorkflow.wake)
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise

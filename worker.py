@@ -39,6 +39,7 @@ def build_worker(
             dialogs.accept,
             dialogs.skip,
             dialogs.reply,
+            dialogs.transfer,
             dialogs.project,
         ],
     )

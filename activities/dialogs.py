@@ -22,6 +22,7 @@ from workflows.models import (
     Reply,
     Routing,
     RoutingRequest,
+    Transfer,
 )
 
 
@@ -140,6 +141,43 @@ class DialogActivities:
                 dialog.last_offered_id = action.operator_id
                 await self._serve_queue(session, dialog, settings, at)
             return routing_of(dialog, settings)
+
+    @activity.defn
+    async def transfer(self, transfer: Transfer) -> ActionOutcome:
+        """To an operator: they own it at once. To a line: its queue, under its settings.
+
+        A transfer is a person's decision, so the new owner's dialog limit does not apply.
+        """
+        at = transfer.at or datetime.now(UTC)
+        async with self._locked(transfer.dialog_id) as (session, dialog, settings):
+            if transfer.to_operator_id is not None:
+                target = await session.get(Operator, transfer.to_operator_id)
+                if target is None or target.fired:
+                    reason = f"operator {transfer.to_operator_id} cannot take dialogs"
+                    return ActionOutcome(ok=False, reason=reason)
+                dialog.operator_id = dialog.holder_id = target.id
+                dialog.offered_to = []
+                dialog.waiting_since = None
+                dialog.accepted_at = at
+                dialog.status = "accepted"
+                await self._serve_queue(session, dialog, settings, at)  # the old owner's place
+                return ActionOutcome(ok=True, routing=routing_of(dialog, settings))
+            assert transfer.to_line_id is not None
+            old_line = dialog.line_id
+            try:
+                new_settings = await routing.lock_line(session, transfer.to_line_id)
+            except LookupError:
+                return ActionOutcome(ok=False, reason=f"line {transfer.to_line_id} does not exist")
+            dialog.operator_id = dialog.holder_id = None
+            dialog.line_id = transfer.to_line_id
+            dialog.last_offered_id = None
+            dialog.waiting_since = None
+            routing.withdraw_offer(dialog, at)  # joins the new line's queue now
+            dialog.status = "queued"
+            freed = await routing.assign_waiting(session, old_line, settings, at)
+            routing.wake(session, freed.to_wake)
+            await self._serve_queue(session, dialog, new_settings, at)
+            return ActionOutcome(ok=True, routing=routing_of(dialog, new_settings))
 
     @activity.defn
     async def reply(self, reply: Reply) -> ActionOutcome:

@@ -236,7 +236,7 @@ class Outbox(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "message" or "wake"
+    kind: Mapped[str] = mapped_column(String(16))  # "message", "wake" or "line_deleted"
     dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Routing,
         RoutingRequest,
         Status,
+        Transfer,
     )
 
 Arg = TypeVar("Arg")
@@ -75,6 +76,7 @@ class DialogWorkflow:
         self._needs_queue = True  # a new dialog goes to the queue on the first loop turn
         self._wake = False
         self._check_owner = False
+        self._line_deleted = False
         self._dirty = True  # the projection in the database is behind
         self._next_dialog: list[ClientMessage] = []  # messages for the chat's next dialog
         self._published: tuple[object, ...] | None = None
@@ -122,6 +124,12 @@ class DialogWorkflow:
         elif state.status in ("operator_replied", "client_followup"):
             state.status = "client_followup"
         self._dirty = True
+
+    @workflow.signal
+    def line_deleted(self, dialog_id: int) -> None:
+        """The dialog's line was deleted with ``force``: close silently."""
+        if dialog_id == self._state.dialog_id:
+            self._line_deleted = True
 
     @workflow.signal
     def wake(self) -> None:
@@ -185,6 +193,68 @@ class DialogWorkflow:
             self._require_offered(reply)
 
     @workflow.update
+    async def transfer(self, transfer: Transfer) -> DialogState:
+        """To an operator, who owns it at once, or to another line's queue."""
+        async with self._lock:
+            outcome = await self._run(DialogActivities.transfer, self._stamped(transfer))
+            if not outcome.ok or outcome.routing is None:
+                raise Conflict(outcome.reason)
+            state = self._state
+            state.operator_id = outcome.routing.operator_id
+            state.line_id = outcome.routing.line_id
+            state.status = "accepted" if state.operator_id else "queued"
+            self._apply(outcome.routing)
+            return self._current()
+
+    @transfer.validator
+    def _validate_transfer(self, transfer: Transfer) -> None:
+        self._require_owner_or_supervisor(transfer)
+        state = self._state
+        if (transfer.to_operator_id is None) == (transfer.to_line_id is None):
+            raise ValueError("name either an operator or a line to transfer to")
+        if transfer.to_operator_id is not None and transfer.to_operator_id == state.operator_id:
+            raise ValueError(
+                f"dialog {state.dialog_id} is already held by operator {state.operator_id}"
+            )
+        if transfer.to_line_id is not None and transfer.to_line_id == state.line_id:
+            raise ValueError(f"dialog {state.dialog_id} is already in line {state.line_id}")
+
+    @workflow.update
+    async def spam(self, action: OperatorAction) -> DialogState:
+        """Closed as spam: no close text, no rating request."""
+        async with self._lock:
+            if not await self._finish("spam", None):
+                raise Conflict(f"the client has just written to dialog {self._state.dialog_id}")
+            return self._current()
+
+    @spam.validator
+    def _validate_spam(self, action: OperatorAction) -> None:
+        self._require_owner_or_supervisor(action)
+
+    @workflow.update
+    async def pin(self, action: OperatorAction) -> DialogState:
+        """Keep the dialog with its owner (no handover, no inactivity close)."""
+        async with self._lock:
+            self._state.pinned = True
+            await self._project()
+            return self._current()
+
+    @pin.validator
+    def _validate_pin(self, action: OperatorAction) -> None:
+        self._require_owner(action)
+
+    @workflow.update
+    async def unpin(self, action: OperatorAction) -> DialogState:
+        async with self._lock:
+            self._state.pinned = False
+            await self._project()
+            return self._current()
+
+    @unpin.validator
+    def _validate_unpin(self, action: OperatorAction) -> None:
+        self._require_owner(action)
+
+    @workflow.update
     async def close(self, action: OperatorAction) -> DialogState:
         async with self._lock:
             if not await self._finish("closed", "operator"):
@@ -195,11 +265,7 @@ class DialogWorkflow:
 
     @close.validator
     def _validate_close(self, action: OperatorAction) -> None:
-        self._require_open()
-        if not action.by_supervisor and action.operator_id != self._state.operator_id:
-            raise ValueError(
-                f"dialog {self._state.dialog_id} is not held by operator {action.operator_id}"
-            )
+        self._require_owner_or_supervisor(action)
 
     # ---- the main loop ------------------------------------------------------------------
 
@@ -232,6 +298,7 @@ class DialogWorkflow:
 
     def _has_work(self) -> bool:
         due = self._needs_queue or self._wake or self._check_owner or self._dirty
+        due = due or self._line_deleted
         return due or self._state.status in FINAL_STATUSES
 
     async def _step(self) -> None:
@@ -240,6 +307,8 @@ class DialogWorkflow:
         now = workflow.now()
         if state.status in FINAL_STATUSES:
             pass
+        elif self._line_deleted:
+            await self._finish("closed", "line_deleted")  # tried again until nothing is unseen
         elif (expiry := state.deadlines.get("expiry")) and now >= expiry:
             await self._finish("closed", "expired")
         elif (handover := state.deadlines.get("handover")) and now >= handover:
@@ -343,6 +412,19 @@ class DialogWorkflow:
     def _require_open(self) -> None:
         if self._state.status in FINAL_STATUSES:
             raise ValueError(f"dialog {self._state.dialog_id} is {self._state.status}")
+
+    def _require_owner(self, action: OperatorAction) -> None:
+        self._require_open()
+        if action.operator_id != self._state.operator_id:
+            raise ValueError(
+                f"dialog {self._state.dialog_id} is not held by operator {action.operator_id}"
+            )
+
+    def _require_owner_or_supervisor(self, action: OperatorAction) -> None:
+        if action.by_supervisor:
+            self._require_open()
+        else:
+            self._require_owner(action)
 
     def _require_offered(self, action: OperatorAction) -> None:
         self._require_open()

@@ -16,7 +16,7 @@ from api.errors import ApiError, invalid
 from api.routes.dialogs import DialogOut, dialog_out, visible_dialog
 from core.models import Dialog, Message
 from workflows.dialog import DialogWorkflow, workflow_id
-from workflows.models import DialogState, OperatorAction, Reply
+from workflows.models import DialogState, OperatorAction, Reply, Transfer
 
 router = APIRouter(prefix="/v1/dialogs", tags=["dialog actions"])
 
@@ -45,6 +45,15 @@ def acting_operator(principal: Principal, body: ActBody | None) -> int:
             raise invalid("operator_id", "required when an admin acts for an operator")
         return named
     raise ApiError(403, f"the {principal.role} role may not do this")
+
+
+def as_owner_or_supervisor(
+    dialog: Dialog, principal: Principal, body: ActBody | None
+) -> OperatorAction:
+    """Supervisors and admins act on any dialog unless they name an operator to act as."""
+    if principal.role in ("supervisor", "admin") and (body is None or body.operator_id is None):
+        return OperatorAction(dialog_id=dialog.id, by_supervisor=True)
+    return OperatorAction(dialog_id=dialog.id, operator_id=acting_operator(principal, body))
 
 
 async def run_update(
@@ -119,10 +128,7 @@ async def close(
 ) -> DialogOut:
     """Close your dialog; a supervisor or admin may close any."""
     dialog = await visible_dialog(session, principal, dialog_id)
-    if principal.role in ("supervisor", "admin") and (body is None or body.operator_id is None):
-        action = OperatorAction(dialog_id=dialog.id, by_supervisor=True)
-    else:
-        action = OperatorAction(dialog_id=dialog.id, operator_id=acting_operator(principal, body))
+    action = as_owner_or_supervisor(dialog, principal, body)
     state = await run_update(client, dialog, DialogWorkflow.close, action)
     return DialogOut(**dialog_out(dialog, state))
 
@@ -159,3 +165,88 @@ async def reply(
         await session.commit()
         raise
     return DialogOut(**dialog_out(dialog, state))
+
+
+class TransferBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operator_id: DbId | None = None
+    line_id: DbId | None = None
+
+
+class InterceptBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operator_id: DbId
+
+
+@router.post("/{dialog_id}/transfer")
+async def transfer(
+    dialog_id: int, body: TransferBody, session: Session, client: Temporal, principal: Reader
+) -> DialogOut:
+    """To ``operator_id`` (who owns it at once) or to ``line_id`` (that line's queue).
+
+    Its operator transfers their own dialog; a supervisor or admin any dialog.
+    """
+    if (body.operator_id is None) == (body.line_id is None):
+        raise invalid("operator_id", "give either operator_id or line_id")
+    dialog = await visible_dialog(session, principal, dialog_id)
+    request = Transfer(
+        dialog_id=dialog.id,
+        by_supervisor=principal.role != "operator",
+        operator_id=principal.operator_id,
+        to_operator_id=body.operator_id,
+        to_line_id=body.line_id,
+    )
+    state = await run_update(client, dialog, DialogWorkflow.transfer, request)
+    return DialogOut(**dialog_out(dialog, state))
+
+
+@router.post("/{dialog_id}/intercept")
+async def intercept(
+    dialog_id: int, body: InterceptBody, session: Session, client: Temporal, principal: Reader
+) -> DialogOut:
+    """A supervisor takes the dialog over for an operator, whatever its state."""
+    if principal.role == "operator":
+        raise ApiError(403, "only a supervisor or admin may intercept a dialog")
+    dialog = await visible_dialog(session, principal, dialog_id)
+    request = Transfer(dialog_id=dialog.id, by_supervisor=True, to_operator_id=body.operator_id)
+    state = await run_update(client, dialog, DialogWorkflow.transfer, request)
+    return DialogOut(**dialog_out(dialog, state))
+
+
+@router.post("/{dialog_id}/spam")
+async def spam(
+    dialog_id: int,
+    session: Session,
+    client: Temporal,
+    principal: Reader,
+    body: Annotated[ActBody | None, Body()] = None,
+) -> DialogOut:
+    """Close as spam: no close text, rating request or transcript."""
+    dialog = await visible_dialog(session, principal, dialog_id)
+    state = await run_update(
+        client, dialog, DialogWorkflow.spam, as_owner_or_supervisor(dialog, principal, body)
+    )
+    return DialogOut(**dialog_out(dialog, state))
+
+
+@router.post("/{dialog_id}/pin")
+async def pin(
+    dialog_id: int,
+    session: Session,
+    client: Temporal,
+    principal: Reader,
+    body: Annotated[ActBody | None, Body()] = None,
+) -> DialogOut:
+    """Keep the dialog with you: no handover while pinned."""
+    return await act(session, client, principal, dialog_id, DialogWorkflow.pin, body)
+
+
+@router.post("/{dialog_id}/unpin")
+async def unpin(
+    dialog_id: int,
+    session: Session,
+    client: Temporal,
+    principal: Reader,
+    body: Annotated[ActBody | None, Body()] = None,
+) -> DialogOut:
+    return await act(session, client, principal, dialog_id, DialogWorkflow.unpin, body)

@@ -11,7 +11,15 @@ from api.deps import Admin, AppSettings, Reader, Session, get_or_404
 from api.errors import ApiError, invalid
 from core import routing
 from core.line_settings import LineSettings, merge_patch
-from core.models import OPEN_DIALOG_STATUSES, Channel, Department, Dialog, Line, Operator
+from core.models import (
+    OPEN_DIALOG_STATUSES,
+    Channel,
+    Department,
+    Dialog,
+    Line,
+    Operator,
+    Outbox,
+)
 
 router = APIRouter(prefix="/v1/lines", tags=["lines"])
 
@@ -113,11 +121,14 @@ async def delete_line(line_id: int, session: Session, _: Admin, force: bool = Fa
             "pass ?force=true to close them silently and delete the line",
         )
     now = datetime.now(UTC)
+    closing = list(await session.scalars(select(Dialog.id).where(*open_dialogs)))
     await session.execute(
         update(Dialog)
-        .where(*open_dialogs)
+        .where(Dialog.id.in_(closing))
         .values(status="closed", close_reason="line_deleted", closed_at=now)
     )
+    # Their workflows are told through the outbox, so they stop their timers too.
+    session.add_all(Outbox(kind="line_deleted", dialog_id=dialog_id) for dialog_id in closing)
     await session.execute(
         update(Channel)
         .where(Channel.line_id == line_id, Channel.deleted_at.is_(None))

@@ -151,3 +151,24 @@ async def test_200_dialogs_at_once_never_give_anyone_a_fourth(system: System):
         await asyncio.sleep(0.05)
     expected: dict[int | None, int] = {**{o: 3 for o in operators}, None: 185}
     assert counts == expected
+
+
+async def test_deleting_a_line_with_force_closes_its_dialogs_silently(system: System):
+    ann = await system.operator("Ann")
+    line_id, channel, secret = await system.line([ann])
+    filed = (await system.client_writes(channel, secret, "c-1", "m-1")).json()
+    await system.dialog_when(filed["dialog_id"], lambda d: d["offered_to"] == [ann])
+    assert (await system.admin.delete(f"/v1/lines/{line_id}")).status_code == 409
+
+    assert (await system.admin.delete(f"/v1/lines/{line_id}?force=true")).status_code == 204
+
+    handle = system.temporal.client.get_workflow_handle(f"chat-{filed['chat_id']}")
+    result = await asyncio.wait_for(handle.result(), 15)
+    assert (result["status"], result["close_reason"]) == ("closed", "line_deleted")
+    async with system.app.state.sessions() as session:
+        messages = await session.scalar(
+            select(func.count()).select_from(Message).where(Message.dialog_id == filed["dialog_id"])
+        )
+    assert messages == 1  # no close text, no rating request: silently
+    gone = await system.client_writes(channel, secret, "c-1", "m-2")
+    assert gone.status_code == 404
