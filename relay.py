@@ -15,11 +15,14 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.models import Dialog, Message, Outbox
+from core.models import Dialog, Message, Operator, Outbox
 from workflows.dialog import DialogWorkflow, workflow_id
 from workflows.models import ClientMessage, DialogStart
+from workflows.vacation import VacationWorkflow
+from workflows.vacation import workflow_id as vacation_workflow_id
 
 log = logging.getLogger("openlines.relay")
 
@@ -27,30 +30,37 @@ BATCH = 200
 IDLE_POLL_S = 0.02
 
 
+Row = tuple[Outbox, Dialog | None, Message | None, Operator | None]
+
+
 async def deliver_batch(
     sessions: async_sessionmaker[AsyncSession], client: Client, task_queue: str
 ) -> int:
     """Deliver up to ``BATCH`` undelivered rows, oldest first; returns how many."""
     async with sessions() as session, session.begin():
-        rows = (
-            await session.execute(
-                select(Outbox, Dialog, Message)
-                .join(Dialog, Dialog.id == Outbox.dialog_id)
+        rows: list[Row] = [
+            tuple(row)  # type: ignore[misc]
+            for row in await session.execute(
+                select(Outbox, Dialog, Message, Operator)
+                .outerjoin(Dialog, Dialog.id == Outbox.dialog_id)
                 .outerjoin(Message, Message.id == Outbox.message_id)
+                .outerjoin(Operator, Operator.id == Outbox.operator_id)
                 .where(Outbox.delivered_at.is_(None))
                 .order_by(Outbox.id)
                 .limit(BATCH)
                 .with_for_update(of=Outbox, skip_locked=True)  # several workers share the work
             )
-        ).all()
+        ]
         if not rows:
             return 0
-        # One chat's rows go in order; different chats go at once.
-        by_chat: dict[int, list[tuple[Outbox, Dialog, Message | None]]] = defaultdict(list)
-        for outbox, dialog, message in rows:
-            by_chat[dialog.chat_id].append((outbox, dialog, message))
+        # One workflow's rows go in order; different workflows' rows go at once.
+        by_workflow: dict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            _, dialog, _, operator = row
+            key = workflow_id(dialog.chat_id) if dialog else f"operator-{operator and operator.id}"
+            by_workflow[key].append(row)
         results = await asyncio.gather(
-            *(_deliver_chat(client, task_queue, items) for items in by_chat.values())
+            *(_deliver_in_order(client, task_queue, items) for items in by_workflow.values())
         )
         delivered = [row_id for ids in results for row_id in ids]
         if delivered:
@@ -62,42 +72,43 @@ async def deliver_batch(
         return len(delivered)
 
 
-async def _deliver_chat(
-    client: Client,
-    task_queue: str,
-    items: list[tuple[Outbox, Dialog, Message | None]],
-) -> list[int]:
-    """Signal one chat's rows in order; stop at the first failure so order holds."""
+async def _deliver_in_order(client: Client, task_queue: str, rows: list[Row]) -> list[int]:
+    """Deliver one workflow's rows in order; stop at the first failure so order holds."""
     delivered: list[int] = []
-    for outbox, dialog, message in items:
+    for outbox, dialog, message, operator in rows:
         try:
-            if outbox.kind == "message" and message is not None:
-                await client.start_workflow(
-                    DialogWorkflow.run,
-                    DialogStart(
-                        dialog_id=dialog.id,
-                        chat_id=dialog.chat_id,
-                        line_id=dialog.line_id,
-                        channel_type=dialog.channel_type,
-                    ),
-                    id=workflow_id(dialog.chat_id),
-                    task_queue=task_queue,
-                    start_signal="client_message",
-                    start_signal_args=[
-                        ClientMessage(
-                            message_id=message.id,
-                            dialog_id=dialog.id,
-                            sent_at=message.created_at,
-                        )
-                    ],
-                )
-            else:
+            if dialog is not None and message is not None:
+                await _client_message(client, task_queue, dialog, message)
+            elif dialog is not None:
                 await _signal(client, dialog, outbox.kind)
+            elif operator is not None:
+                await _vacation(client, task_queue, operator)
         except RPCError as error:
             log.warning("outbox row %s not delivered yet: %s", outbox.id, error)
             break
         delivered.append(outbox.id)
     return delivered
+
+
+async def _client_message(
+    client: Client, task_queue: str, dialog: Dialog, message: Message
+) -> None:
+    """Signal-with-start: the chat's running workflow gets it, or a new run starts with it."""
+    await client.start_workflow(
+        DialogWorkflow.run,
+        DialogStart(
+            dialog_id=dialog.id,
+            chat_id=dialog.chat_id,
+            line_id=dialog.line_id,
+            channel_type=dialog.channel_type,
+        ),
+        id=workflow_id(dialog.chat_id),
+        task_queue=task_queue,
+        start_signal="client_message",
+        start_signal_args=[
+            ClientMessage(message_id=message.id, dialog_id=dialog.id, sent_at=message.created_at)
+        ],
+    )
 
 
 async def _signal(client: Client, dialog: Dialog, kind: str) -> None:
@@ -112,6 +123,25 @@ async def _signal(client: Client, dialog: Dialog, kind: str) -> None:
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
+
+
+async def _vacation(client: Client, task_queue: str, operator: Operator) -> None:
+    """(Re)start the timer for the end of the operator's vacation; none if it is over."""
+    wf_id = vacation_workflow_id(operator.id)
+    if operator.vacation_until is None or operator.vacation_until <= datetime.now(UTC):
+        try:
+            await client.get_workflow_handle(wf_id).terminate("vacation ended or cancelled")
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+        return
+    await client.start_workflow(
+        VacationWorkflow.run,
+        args=[operator.id, operator.vacation_until],
+        id=wf_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+    )
 
 
 async def run(

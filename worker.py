@@ -14,10 +14,12 @@ from temporalio.worker import Worker
 
 import relay
 from activities.dialogs import DialogActivities
+from activities.operators import OperatorActivities
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 from core.temporal import connect
 from workflows.dialog import DialogWorkflow
+from workflows.vacation import VacationWorkflow
 
 log = logging.getLogger("openlines.worker")
 
@@ -27,11 +29,13 @@ def build_worker(
 ) -> Worker:
     """A worker for every workflow and activity of openlines."""
     dialogs = DialogActivities(sessions)
+    operators = OperatorActivities(sessions)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[DialogWorkflow],
+        workflows=[DialogWorkflow, VacationWorkflow],
         activities=[
+            operators.availability_changed,
             dialogs.enter_queue,
             dialogs.current_routing,
             dialogs.check_owner,

@@ -222,7 +222,7 @@ _UNDELIVERED = text("delivered_at IS NULL")
 
 
 class Outbox(Base):
-    """Signals owed to dialog workflows, committed with the change that owes them.
+    """Signals owed to workflows, committed with the change that owes them.
 
     The relay delivers them and marks them delivered; until then it retries, so nothing
     committed is lost if the process dies in between.
@@ -236,8 +236,10 @@ class Outbox(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "message", "wake" or "line_deleted"
-    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    # "message", "wake", "line_deleted" (to a dialog) or "vacation" (to an operator)
+    kind: Mapped[str] = mapped_column(String(16))
+    dialog_id: Mapped[int | None] = mapped_column(ForeignKey("dialogs.id"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from api.deps import Admin, NoNul, Principal, Reader, Session, authenticate, get_or_404
 from api.errors import ApiError, invalid
 from core import routing
-from core.models import Operator
+from core.models import Operator, Outbox
 
 router = APIRouter(prefix="/v1/operators", tags=["operators"])
 
@@ -145,6 +145,9 @@ async def update_operator(
             operator.fired_at = datetime.now(UTC) if fired else None
     for field, value in changes.items():
         setattr(operator, field, value)
+    if "vacation_until" in changes:
+        # A workflow timer marks the vacation's end, when waiting dialogs may go to them.
+        session.add(Outbox(kind="vacation", operator_id=operator.id))
     await routing.operator_changed(session, operator.id, datetime.now(UTC))
     await session.commit()
     return to_out(operator)

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from core import routing
 from core.inbound import InboundMessage, file_client_message
 from core.line_settings import LineSettings
-from core.models import Channel, Dialog, Line, Operator
+from core.models import Channel, Dialog, Line, Operator, Outbox
 from workflows.dialog import DialogWorkflow, workflow_id
 from workflows.models import DialogState, OperatorAction, Reply
 
@@ -71,6 +71,8 @@ class Harness:
             assert operator is not None
             for name, value in fields.items():
                 setattr(operator, name, value)
+            if "vacation_until" in fields:
+                session.add(Outbox(kind="vacation", operator_id=operator_id))
             await session.flush()
             yield await routing.operator_changed(session, operator_id, now)
 

@@ -221,3 +221,15 @@ async def test_a_fired_operator_loses_the_dialog_even_if_the_client_writes_meanw
     assert (state.status, state.operator_id) == ("queued", None)
     row = await harness.row(dialog)
     assert (row.operator_id, row.offered_to) == (None, [b])
+
+
+async def test_waiting_dialogs_go_to_an_operator_the_moment_their_vacation_ends(harness: Harness):
+    (ann,) = await harness.operators(1)
+    channel = await harness.line([ann], check_availability=True)
+    await harness.operator_changes(ann, vacation_until=await harness.now() + timedelta(days=2))
+    dialog = await harness.client_writes(channel, "chat-vacation")
+    await harness.eventually(dialog, lambda s: s.status == "queued" and s.offered_to == [])
+    await harness.sleep(2 * 24 * 3600 - 60)
+    assert (await harness.state(dialog)).offered_to == []
+    await harness.sleep(60)
+    await harness.offered(dialog, [ann])

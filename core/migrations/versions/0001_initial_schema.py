@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 13:10:32.861056
+Create Date: 2026-11-25 13:25:35.431009
 """
 
 from collections.abc import Sequence
@@ -216,7 +216,8 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("dialog_id", sa.Integer(), nullable=False),
+        sa.Column("dialog_id", sa.Integer(), nullable=True),
+        sa.Column("operator_id", sa.Integer(), nullable=True),
         sa.Column("message_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
@@ -227,6 +228,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["operator_id"],
+            ["operators.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
         sqlite_autoincrement=True,
