@@ -12,11 +12,11 @@ from temporalio.service import RPCError
 from api.deps import AppSettings, DbId, Principal, Reader, Session, Temporal, get_or_404
 from api.errors import ApiError, invalid
 from core.config import Settings
-from core.models import Dialog, Message
+from core.models import Dialog, Message, Operator
 from workflows.dialog import DialogWorkflow, workflow_id
 from workflows.models import DialogState, Status
 
-router = APIRouter(prefix="/v1/dialogs", tags=["dialogs"])
+router = APIRouter(tags=["dialogs"])
 
 
 class Kpi(BaseModel):
@@ -145,7 +145,7 @@ async def live_state(client: Client, dialog: Dialog) -> DialogState | None:
     return state if state.dialog_id == dialog.id else None
 
 
-@router.get("")
+@router.get("/v1/dialogs")
 async def list_dialogs(
     session: Session,
     principal: Reader,
@@ -177,7 +177,7 @@ async def list_dialogs(
     return DialogPage(items=[DialogOut(**dialog_out(d)) for d in visible], next_cursor=next_cursor)
 
 
-@router.get("/{dialog_id}")
+@router.get("/v1/dialogs/{dialog_id}")
 async def get_dialog(
     dialog_id: int, session: Session, principal: Reader, client: Temporal, config: AppSettings
 ) -> DialogDetail:
@@ -191,7 +191,7 @@ async def get_dialog(
     )
 
 
-@router.get("/{dialog_id}/messages")
+@router.get("/v1/dialogs/{dialog_id}/messages")
 async def list_messages(dialog_id: int, session: Session, principal: Reader) -> list[MessageOut]:
     """Every message of the dialog, oldest first."""
     await visible_dialog(session, principal, dialog_id)
@@ -208,3 +208,24 @@ async def list_messages(dialog_id: int, session: Session, principal: Reader) -> 
         )
         for m in messages
     ]
+
+
+@router.get("/v1/operators/{operator_id}/dialogs")
+async def operator_dialogs(
+    operator_id: int, session: Session, principal: Reader
+) -> list[DialogOut]:
+    """The operator's console: open dialogs offered to them or theirs, oldest first."""
+    if principal.role == "operator" and principal.operator_id != operator_id:
+        raise ApiError(403, "an operator sees only their own dialogs")
+    await get_or_404(session, Operator, operator_id, "operator")
+    unheld_offer = Dialog.holder_id.is_(None) & Dialog.waiting_since.is_not(None)  # `all`
+    open_dialogs = await session.scalars(
+        select(Dialog)
+        .where(Dialog.status.not_in(("closed", "spam")))
+        .where(
+            (Dialog.operator_id == operator_id) | (Dialog.holder_id == operator_id) | unheld_offer
+        )
+        .order_by(Dialog.id)
+    )
+    as_operator = Principal(role="operator", operator_id=operator_id)
+    return [DialogOut(**dialog_out(d)) for d in open_dialogs if may_see(as_operator, d)]
