@@ -1,7 +1,7 @@
 """Database tables. The dialog rows are a projection of workflow state used for lists."""
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +17,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from workflows.models import FINAL_STATUSES, Status
 
 
 def utcnow() -> datetime:
@@ -260,17 +262,8 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
-CLOSED_DIALOG_STATUSES = ("closed", "spam")
-OPEN_DIALOG_STATUSES = (
-    "new",
-    "bot",
-    "queued",
-    "accepted",
-    "client_waiting",
-    "client_followup",
-    "operator_replied",
-    "closing",
-)
+CLOSED_DIALOG_STATUSES: tuple[str, ...] = FINAL_STATUSES
+OPEN_DIALOG_STATUSES = tuple(s for s in get_args(Status) if s not in FINAL_STATUSES)
 
 
 # Ids are never reused, even after rows are deleted: workflow ids are made from them

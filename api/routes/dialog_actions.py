@@ -78,61 +78,6 @@ async def run_update(
         raise
 
 
-async def act(
-    session: Session,
-    client: Client,
-    principal: Principal,
-    dialog_id: int,
-    update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState],
-    body: ActBody | None,
-) -> DialogOut:
-    dialog = await visible_dialog(session, principal, dialog_id)
-    operator_id = acting_operator(principal, body)
-    state = await run_update(
-        client, dialog, update, OperatorAction(dialog_id=dialog.id, operator_id=operator_id)
-    )
-    return DialogOut(**dialog_out(dialog, state))
-
-
-@router.post("/{dialog_id}/accept")
-async def accept(
-    dialog_id: int,
-    session: Session,
-    client: Temporal,
-    principal: Reader,
-    body: Annotated[ActBody | None, Body()] = None,
-) -> DialogOut:
-    """Take a dialog offered to you."""
-    return await act(session, client, principal, dialog_id, DialogWorkflow.accept, body)
-
-
-@router.post("/{dialog_id}/skip")
-async def skip(
-    dialog_id: int,
-    session: Session,
-    client: Temporal,
-    principal: Reader,
-    body: Annotated[ActBody | None, Body()] = None,
-) -> DialogOut:
-    """Pass the dialog on to the next operator."""
-    return await act(session, client, principal, dialog_id, DialogWorkflow.skip, body)
-
-
-@router.post("/{dialog_id}/close")
-async def close(
-    dialog_id: int,
-    session: Session,
-    client: Temporal,
-    principal: Reader,
-    body: Annotated[ActBody | None, Body()] = None,
-) -> DialogOut:
-    """Close your dialog; a supervisor or admin may close any."""
-    dialog = await visible_dialog(session, principal, dialog_id)
-    action = as_owner_or_supervisor(dialog, principal, body)
-    state = await run_update(client, dialog, DialogWorkflow.close, action)
-    return DialogOut(**dialog_out(dialog, state))
-
-
 @router.post("/{dialog_id}/messages")
 async def reply(
     dialog_id: int, body: ReplyBody, session: Session, client: Temporal, principal: Reader
@@ -213,40 +158,43 @@ async def intercept(
     return DialogOut(**dialog_out(dialog, state))
 
 
-@router.post("/{dialog_id}/spam")
-async def spam(
-    dialog_id: int,
-    session: Session,
-    client: Temporal,
-    principal: Reader,
-    body: Annotated[ActBody | None, Body()] = None,
-) -> DialogOut:
-    """Close as spam: no close text, rating request or transcript."""
-    dialog = await visible_dialog(session, principal, dialog_id)
-    state = await run_update(
-        client, dialog, DialogWorkflow.spam, as_owner_or_supervisor(dialog, principal, body)
+def _simple_action(
+    name: str,
+    update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState],
+    summary: str,
+    supervisor_too: bool,
+) -> None:
+    """Register ``POST /v1/dialogs/{id}/<name>``: an action with no arguments of its own."""
+
+    async def endpoint(
+        dialog_id: int,
+        session: Session,
+        client: Temporal,
+        principal: Reader,
+        body: Annotated[ActBody | None, Body()] = None,
+    ) -> DialogOut:
+        dialog = await visible_dialog(session, principal, dialog_id)
+        if supervisor_too:
+            action = as_owner_or_supervisor(dialog, principal, body)
+        else:
+            action = OperatorAction(
+                dialog_id=dialog.id, operator_id=acting_operator(principal, body)
+            )
+        state = await run_update(client, dialog, update, action)
+        return DialogOut(**dialog_out(dialog, state))
+
+    router.add_api_route(
+        f"/{{dialog_id}}/{name}", endpoint, methods=["POST"], name=name, summary=summary
     )
-    return DialogOut(**dialog_out(dialog, state))
 
 
-@router.post("/{dialog_id}/pin")
-async def pin(
-    dialog_id: int,
-    session: Session,
-    client: Temporal,
-    principal: Reader,
-    body: Annotated[ActBody | None, Body()] = None,
-) -> DialogOut:
-    """Keep the dialog with you: no handover while pinned."""
-    return await act(session, client, principal, dialog_id, DialogWorkflow.pin, body)
-
-
-@router.post("/{dialog_id}/unpin")
-async def unpin(
-    dialog_id: int,
-    session: Session,
-    client: Temporal,
-    principal: Reader,
-    body: Annotated[ActBody | None, Body()] = None,
-) -> DialogOut:
-    return await act(session, client, principal, dialog_id, DialogWorkflow.unpin, body)
+# name, update, what it does, whether a supervisor (or admin) may do it to any dialog
+for _name, _update, _summary, _supervisor_too in (
+    ("accept", DialogWorkflow.accept, "Take a dialog offered to you", False),
+    ("skip", DialogWorkflow.skip, "Pass the dialog on to the next operator", False),
+    ("close", DialogWorkflow.close, "Close your dialog (a supervisor: any dialog)", True),
+    ("spam", DialogWorkflow.spam, "Close as spam: no close text or rating request", True),
+    ("pin", DialogWorkflow.pin, "Keep the dialog with you: no handover while pinned", False),
+    ("unpin", DialogWorkflow.unpin, "Let normal timers apply again", False),
+):
+    _simple_action(_name, _update, _summary, _supervisor_too)
