@@ -272,8 +272,8 @@ class DialogWorkflow:
     @workflow.run
     async def run(self, start: DialogStart) -> DialogState:
         while self._state.status not in FINAL_STATUSES:
-            self._publish()
             deadline = self._next_deadline()
+            self._publish()
             timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
             try:
                 await workflow.wait_condition(self._has_work, timeout=timeout)

@@ -1,9 +1,13 @@
 """A dialog's life apart from distribution: expiry, redelivery, closing."""
 
+import asyncio
 from datetime import timedelta
+
+from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from core.models import Dialog
 from tests.workflows.harness import Harness
+from workflows import search_attributes as sa
 from workflows.dialog import DialogWorkflow
 from workflows.models import ClientMessage
 
@@ -36,3 +40,27 @@ async def test_a_redelivered_message_is_counted_once(harness: Harness):
     await dialog.signal(DialogWorkflow.client_message, again)
     await dialog.signal(DialogWorkflow.client_message, again)
     assert (await harness.state(dialog)).seen_message_ids == state.seen_message_ids
+
+
+async def test_ops_see_status_operator_and_next_deadline_in_the_temporal_ui(harness: Harness):
+    (ann,) = await harness.operators(1)
+    channel = await harness.line([ann], handover_after=120)
+    dialog = await harness.client_writes(channel, "chat-ui")
+    state = await harness.offered(dialog, [ann])
+
+    details = await dialog.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    handover = state.deadlines["handover"]
+    assert details.current_details == (
+        f"dialog {state.dialog_id}: queued, offered to [{ann}], "
+        f"next deadline {handover.isoformat()}"
+    )
+    await harness.accept(dialog, ann)
+    for _ in range(100):  # the upsert follows the update within the workflow's next task
+        attributes = (await dialog.describe()).typed_search_attributes
+        if attributes.get(sa.OPERATOR_ID) == ann:
+            break
+        await asyncio.sleep(0.02)
+    assert attributes.get(sa.OPERATOR_ID) == ann
+    assert attributes.get(sa.DIALOG_STATUS) == "accepted"
+    assert attributes.get(sa.LINE_ID) == channel.line_id
+    assert attributes.get(sa.CHANNEL_TYPE) == "api"
