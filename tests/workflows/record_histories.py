@@ -1,0 +1,84 @@
+"""Record workflow histories for the replay test: ``python -m tests.workflows.record_histories``.
+
+Run it when a new workflow version lands, and keep the histories of every older version:
+the replay test then proves the current code still replays what running dialogs recorded.
+"""
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+import relay
+from core.db import create_engine, session_factory
+from core.migrate import upgrade_async
+from core.temporal_dev_server import add_search_attributes, find_binary
+from tests.workflows.harness import Harness
+from worker import build_worker
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def typical_dialog(h: Harness) -> str:
+    """Client writes, operator accepts, replies, client answers, operator closes."""
+    ann, bob = await h.operators(2)
+    channel = await h.line([ann, bob], distribution="strictly", handover_after=60)
+    dialog = await h.client_writes(channel, "typical", "Hello")
+    await h.offered(dialog, [ann])
+    await h.sleep(60)  # nobody took it: handover to Bob
+    await h.offered(dialog, [bob])
+    await h.accept(dialog, bob)
+    await h.reply(dialog, bob)
+    await h.client_writes(channel, "typical", "Thanks")
+    await h.eventually(dialog, lambda s: s.status == "client_followup")
+    await h.close(dialog, bob)
+    await h.result(dialog)
+    return dialog.id
+
+
+async def expired_dialog(h: Harness) -> str:
+    """Nobody ever answers: closed after 30 days."""
+    channel = await h.line([])
+    dialog = await h.client_writes(channel, "expired", "Hello?")
+    await h.eventually(dialog, lambda s: "expiry" in s.deadlines)
+    await h.result(dialog)
+    return dialog.id
+
+
+SCENARIOS: dict[str, Callable[[Harness], Awaitable[str]]] = {
+    "typical": typical_dialog,
+    "expired": expired_dialog,
+}
+
+
+async def record(version: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{folder}/openlines.db"
+        await upgrade_async(url)
+        engine = create_engine(url)
+        sessions = session_factory(engine)
+        for name, scenario in SCENARIOS.items():
+            async with await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=find_binary("temporal-test-server"),
+                data_converter=pydantic_data_converter,
+            ) as env:
+                await add_search_attributes(env.client)
+                stop = asyncio.Event()
+                async with build_worker(env.client, "record", sessions):
+                    relaying = asyncio.create_task(relay.run(sessions, env.client, "record", stop))
+                    workflow_id = await scenario(Harness(env, sessions, "record"))
+                    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+                    stop.set()
+                    await relaying
+                path = HISTORIES / f"dialog-{version}-{name}.json"
+                path.write_text(history.to_json())
+                print(f"{path}: {len(history.events)} events")
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "v1"))

@@ -1,0 +1,27 @@
+"""Every stored history of every workflow version must still replay with today's code.
+
+A change that alters the commands a workflow issues for the same events breaks replay of
+running dialogs; such a change needs ``workflow.patched`` (see the README).
+"""
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.dialog import DialogWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("dialog-*.json"))
+
+
+def test_there_are_histories_to_replay():
+    assert HISTORIES, "record some with: python -m tests.workflows.record_histories"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_stored_history_replays(path: Path):
+    history = WorkflowHistory.from_json("chat", path.read_text())
+    replayer = Replayer(workflows=[DialogWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
