@@ -20,8 +20,10 @@ def test_there_are_histories_to_replay():
     assert HISTORIES, "record some with: python -m tests.workflows.record_histories"
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_stored_history_replays(path: Path):
-    history = WorkflowHistory.from_json("chat", path.read_text())
+@pytest.mark.parametrize(
+    "recorded", [p.read_text() for p in HISTORIES], ids=[p.stem for p in HISTORIES]
+)
+async def test_stored_history_replays(recorded: str):
+    history = WorkflowHistory.from_json("chat", recorded)
     replayer = Replayer(workflows=[DialogWorkflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
