@@ -1,6 +1,5 @@
 """Async engine and sessions for SQLite (the embedded default) and PostgreSQL."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event
@@ -43,9 +42,3 @@ def create_engine(url: str) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Yield a session that is closed afterwards; callers commit explicitly."""
-    async with factory() as session:
-        yield session

@@ -6,9 +6,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from api.deps import Session
+from api.deps import Session, get_temporal
 from api.errors import problem_response
-from core.temporal import connect
 
 router = APIRouter(tags=["service"])
 
@@ -32,13 +31,8 @@ async def readyz(request: Request, session: Session) -> dict[str, str] | Respons
     except Exception as error:
         checks["database"] = f"unreachable: {type(error).__name__}"
     try:
-        if request.app.state.temporal is None:
-            request.app.state.temporal = await asyncio.wait_for(
-                connect(request.app.state.settings), READY_TIMEOUT_S
-            )
-        await asyncio.wait_for(
-            request.app.state.temporal.service_client.check_health(), READY_TIMEOUT_S
-        )
+        client = await asyncio.wait_for(get_temporal(request), READY_TIMEOUT_S)
+        await asyncio.wait_for(client.service_client.check_health(), READY_TIMEOUT_S)
         checks["temporal"] = "ok"
     except Exception as error:
         checks["temporal"] = f"unreachable: {type(error).__name__}"

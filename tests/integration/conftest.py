@@ -16,8 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import relay
 from core import temporal_dev_server
-from tests.conftest import ADMIN_KEY, client_for
-from tests.test_dev_stack import free_port
+from tests.conftest import ADMIN_KEY, client_for, free_port
 from worker import build_worker
 
 
