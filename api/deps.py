@@ -76,20 +76,26 @@ class Principal:
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
+def bearer_token(request: Request, what: str = "key") -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; 401 without one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401, f"an 'Authorization: Bearer <{what}>' header is required", headers=_UNAUTHORIZED
+        )
+    return token.strip()
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison; bytes, because compare_digest refuses non-ASCII str."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 async def authenticate(request: Request, session: Session) -> Principal:
     """Resolve the bearer key; 401 when it is missing, malformed, unknown or revoked."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(
-            401, "an 'Authorization: Bearer <key>' header is required", headers=_UNAUTHORIZED
-        )
-    key = key.strip()
+    key = bearer_token(request)
     bootstrap = get_settings(request).bootstrap_admin_key
-    # Bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
-    if bootstrap is not None and hmac.compare_digest(
-        key.encode(), bootstrap.get_secret_value().encode()
-    ):
+    if bootstrap is not None and same_secret(key, bootstrap.get_secret_value()):
         return Principal(role="admin")
     row = await session.scalar(
         select(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))

@@ -1,12 +1,9 @@
 """Inbound client messages for `api` channels, authenticated by the channel's secret."""
 
-import hmac
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from api.deps import Session, get_or_404
+from api.deps import Session, bearer_token, get_or_404, same_secret
 from api.errors import ApiError
 from core.inbound import InboundMessage, file_client_message
 from core.models import Channel
@@ -27,21 +24,13 @@ async def receive_message(
     body: InboundMessage,
     request: Request,
     session: Session,
-    authorization: Annotated[str, Header()] = "",
 ) -> Accepted:
     """File a client message. It is committed, with its outbox row, before this answers;
     the same ``message.external_id`` in the same chat again is answered with the first
     copy's ids and ``duplicate: true``."""
     channel = await get_or_404(session, Channel, channel_id, "channel")
-    scheme, _, secret = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        secret.strip().encode(), channel.secret.encode()
-    ):
-        raise ApiError(
-            401,
-            "the channel's secret is required as 'Authorization: Bearer <secret>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if not same_secret(bearer_token(request, "channel secret"), channel.secret):
+        raise ApiError(401, "wrong channel secret", headers={"WWW-Authenticate": "Bearer"})
     if channel.type != "api":
         raise ApiError(409, f"channel {channel_id} is a '{channel.type}' channel, not 'api'")
     await session.close()  # filing takes its own transaction
