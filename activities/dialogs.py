@@ -39,6 +39,17 @@ def routing_of(dialog: Dialog, settings: LineSettings) -> Routing:
     )
 
 
+def take(dialog: Dialog, action: OperatorAction) -> bool:
+    """The operator becomes the owner, if the dialog is offered to them and nobody owns it."""
+    if dialog.operator_id is not None or action.operator_id not in dialog.offered_to:
+        return False
+    dialog.operator_id = dialog.holder_id = action.operator_id
+    dialog.offered_to = []
+    dialog.waiting_since = None
+    dialog.accepted_at = action.at or datetime.now(UTC)
+    return True
+
+
 class DialogActivities:
     """Activities of ``DialogWorkflow``, sharing the worker's database sessions."""
 
@@ -115,16 +126,12 @@ class DialogActivities:
         async with self._locked(action.dialog_id) as (_, dialog, settings):
             if dialog.operator_id == action.operator_id:
                 return ActionOutcome(ok=True, routing=routing_of(dialog, settings))  # a retry
-            if dialog.operator_id is not None or action.operator_id not in dialog.offered_to:
+            if not take(dialog, action):
                 return ActionOutcome(
                     ok=False,
                     reason=f"dialog {dialog.id} is not offered to operator {action.operator_id}",
                     routing=routing_of(dialog, settings),
                 )
-            dialog.operator_id = dialog.holder_id = action.operator_id
-            dialog.offered_to = []
-            dialog.waiting_since = None
-            dialog.accepted_at = action.at or datetime.now(UTC)
             dialog.status = "accepted"
             return ActionOutcome(ok=True, routing=routing_of(dialog, settings))
 
@@ -181,14 +188,17 @@ class DialogActivities:
 
     @activity.defn
     async def reply(self, reply: Reply) -> ActionOutcome:
-        """Record that the operator answered; refused while the line is inactive."""
+        """Record that the operator answered, accepting the dialog if it was only offered to
+        them. Refused, changing nothing, while the line is inactive."""
         async with self._locked(reply.dialog_id) as (session, dialog, settings):
             if not settings.active:
-                return ActionOutcome(ok=False, reason=f"line {dialog.line_id} is inactive")
-            if dialog.operator_id != reply.operator_id:
+                reason = f"line {dialog.line_id} is inactive: replies are refused"
+                return ActionOutcome(ok=False, reason=reason, routing=routing_of(dialog, settings))
+            if dialog.operator_id != reply.operator_id and not take(dialog, reply):
                 return ActionOutcome(
                     ok=False,
-                    reason=f"dialog {dialog.id} is not held by operator {reply.operator_id}",
+                    reason=f"dialog {dialog.id} is not offered to operator {reply.operator_id}",
+                    routing=routing_of(dialog, settings),
                 )
             dialog.answered = True
             dialog.status = "operator_replied"

@@ -171,12 +171,13 @@ class DialogWorkflow:
     async def reply(self, reply: Reply) -> DialogState:
         """An operator's message (already stored by the API); accepts an unaccepted dialog."""
         async with self._lock:
-            if self._state.operator_id != reply.operator_id:
-                await self._accept(reply)
             outcome = await self._run(DialogActivities.reply, self._stamped(reply))
+            if outcome.routing is not None:
+                self._apply(outcome.routing)  # the line's state, and the owner if it accepted
             if not outcome.ok:
                 raise Conflict(outcome.reason)
             state = self._state
+            state.operator_id = reply.operator_id
             state.status = "operator_replied"
             state.answered = True
             state.unanswered_since = None

@@ -1,5 +1,6 @@
 """Reading dialogs: the list, one dialog with its deadlines and workflow, its messages."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.deps import AppSettings, DbId, Principal, Reader, Session, Temporal, get_or_404
+from api.deps import MAX_ID, AppSettings, DbId, Principal, Reader, Session, Temporal, get_or_404
 from api.errors import ApiError, invalid
 from core.config import Settings
 from core.models import Dialog, Message, Operator
@@ -92,6 +93,7 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
     }
     if state is not None:
         out.update(
+            line_id=state.line_id,
             status=state.status,
             close_reason=state.close_reason,
             operator_id=state.operator_id,
@@ -158,7 +160,7 @@ async def list_dialogs(
     """Newest first. ``cursor`` is the ``next_cursor`` of the previous page."""
     query = select(Dialog).order_by(Dialog.id.desc()).limit(limit + 1)
     if cursor is not None:
-        if not cursor.isdigit():
+        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
             raise invalid("cursor", "not a cursor this API returned")
         query = query.where(Dialog.id < int(cursor))
     if line_id is not None:
