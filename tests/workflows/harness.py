@@ -93,6 +93,19 @@ class Harness:
             await session.flush()
             return channel
 
+    async def set_members(self, line_id: int, members: list[int]) -> None:
+        """Change a line's queue as ``PATCH /v1/lines/{id}`` does, rebalancing its offers."""
+        async with self.sessions() as session, session.begin():
+            line = await session.get(Line, line_id)
+            assert line is not None
+            queue = {
+                **line.settings["queue"],
+                "members": [{"type": "operator", "id": m} for m in members],
+            }
+            line.settings = {**line.settings, "queue": queue}
+            await session.flush()
+            await routing.rebalance_line(session, line_id, await self.now())
+
     async def client_writes(
         self, channel: Channel, chat: str, text: str = "Hello"
     ) -> WorkflowHandle[Any, Any]:

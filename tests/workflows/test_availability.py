@@ -233,3 +233,22 @@ async def test_waiting_dialogs_go_to_an_operator_the_moment_their_vacation_ends(
     assert (await harness.state(dialog)).offered_to == []
     await harness.sleep(60)
     await harness.offered(dialog, [ann])
+
+
+async def test_an_operator_removed_from_the_queue_loses_offers_and_accepted_dialogs(
+    harness: Harness,
+):
+    ann, bob = await harness.operators(2)
+    channel = await harness.line([ann, bob], distribution="evenly")
+    offered = await harness.client_writes(channel, "chat-removed-1")
+    await harness.offered(offered, [ann])
+    taken = await harness.client_writes(channel, "chat-removed-2")
+    await harness.offered(taken, [bob])
+    await harness.accept(taken, bob)
+
+    await harness.set_members(channel.line_id, [ann])  # Bob leaves the queue
+
+    state = await harness.eventually(taken, lambda s: s.operator_id is None)
+    assert state.status == "queued"
+    await harness.offered(taken, [ann])
+    assert (await harness.state(offered)).offered_to == [ann]
