@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 import relay
@@ -19,6 +20,14 @@ from tests.workflows.harness import Harness
 from worker import build_worker
 
 
+# The test server is not a full Temporal server; the SDK warns about that on every worker.
+QUIET = Runtime(
+    telemetry=TelemetryConfig(
+        logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+    )
+)
+
+
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """A test server per test: a workflow left waiting on a timer by one test (its worker
@@ -26,6 +35,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
+        runtime=QUIET,
     ) as environment:
         await add_search_attributes(environment.client)
         yield environment
