@@ -19,7 +19,6 @@ from core.temporal_dev_server import add_search_attributes, find_binary
 from tests.workflows.harness import Harness
 from worker import build_worker
 
-
 # The test server is not a full Temporal server; the SDK warns about that on every worker.
 QUIET = Runtime(
     telemetry=TelemetryConfig(
