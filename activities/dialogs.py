@@ -107,8 +107,7 @@ class DialogActivities:
                 and not routing.is_available(owner, True, request.at)
                 and await routing.member_ids(session, settings.queue) != [owner.id]
             ):
-                dialog.operator_id = dialog.holder_id = None
-                routing.withdraw_offer(dialog, request.at)
+                routing.requeue(dialog, request.at)
                 await self._serve_queue(session, dialog, settings, request.at)
             return routing_of(dialog, settings)
 
@@ -141,10 +140,8 @@ class DialogActivities:
         at = action.at or datetime.now(UTC)
         async with self._locked(action.dialog_id) as (session, dialog, settings):
             if dialog.operator_id == action.operator_id or action.operator_id in dialog.offered_to:
-                dialog.operator_id = None
-                dialog.holder_id = None
+                routing.requeue(dialog, at)
                 dialog.status = "queued"
-                routing.withdraw_offer(dialog, at)
                 dialog.last_offered_id = action.operator_id
                 await self._serve_queue(session, dialog, settings, at)
             return routing_of(dialog, settings)
@@ -175,11 +172,10 @@ class DialogActivities:
                 new_settings = await routing.lock_line(session, transfer.to_line_id)
             except LookupError:
                 return ActionOutcome(ok=False, reason=f"line {transfer.to_line_id} does not exist")
-            dialog.operator_id = dialog.holder_id = None
             dialog.line_id = transfer.to_line_id
             dialog.last_offered_id = None
-            dialog.waiting_since = None
-            routing.withdraw_offer(dialog, at)  # joins the new line's queue now
+            dialog.waiting_since = None  # joins the new line's queue now, at its end
+            routing.requeue(dialog, at)
             dialog.status = "queued"
             freed = await routing.assign_waiting(session, old_line, settings, at)
             routing.wake(session, freed.to_wake)

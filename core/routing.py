@@ -211,6 +211,12 @@ def withdraw_offer(dialog: Dialog, now: datetime) -> None:
         dialog.waiting_since = now
 
 
+def requeue(dialog: Dialog, now: datetime) -> None:
+    """The dialog loses its owner (if any) and its offer and waits in the queue again."""
+    dialog.operator_id = None
+    withdraw_offer(dialog, now)
+
+
 def wake(session: AsyncSession, dialog_ids: Iterable[int]) -> None:
     """Owe each dialog's workflow a wake-up signal: re-read its offer from the database."""
     session.add_all(Outbox(kind="wake", dialog_id=dialog_id) for dialog_id in sorted(dialog_ids))
@@ -259,9 +265,7 @@ async def rebalance_line(session: AsyncSession, line_id: int, now: datetime) -> 
     for dialog in dialogs:
         if dialog.operator_id is not None:
             if dialog.operator_id not in kept:
-                dialog.operator_id = None
-                dialog.holder_id = None
-                withdraw_offer(dialog, now)
+                requeue(dialog, now)
                 changed.add(dialog.id)
         elif dialog.offered_to and not set(dialog.offered_to) <= available:
             still = [i for i in dialog.offered_to if i in available]

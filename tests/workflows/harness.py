@@ -190,20 +190,21 @@ class Harness:
         """Advance workflow time (the test server skips it)."""
         await self.env.sleep(timedelta(seconds=seconds))
 
-    async def accept(self, handle: WorkflowHandle[Any, Any], operator_id: int) -> DialogState:
+    async def _act(
+        self, handle: WorkflowHandle[Any, Any], update: Any, operator_id: int
+    ) -> DialogState:
+        """Run an operator action on the dialog, as that operator."""
         state = await self.state(handle)
         result: DialogState = await handle.execute_update(
-            DialogWorkflow.accept,
-            OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id),
+            update, OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id)
         )
         return result
 
+    async def accept(self, handle: WorkflowHandle[Any, Any], operator_id: int) -> DialogState:
+        return await self._act(handle, DialogWorkflow.accept, operator_id)
+
     async def skip(self, handle: WorkflowHandle[Any, Any], operator_id: int) -> DialogState:
-        state = await self.state(handle)
-        result: DialogState = await handle.execute_update(
-            DialogWorkflow.skip, OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id)
-        )
-        return result
+        return await self._act(handle, DialogWorkflow.skip, operator_id)
 
     async def reply(
         self, handle: WorkflowHandle[Any, Any], operator_id: int, message_id: int = 0
@@ -216,11 +217,7 @@ class Harness:
         return result
 
     async def close(self, handle: WorkflowHandle[Any, Any], operator_id: int) -> DialogState:
-        state = await self.state(handle)
-        result: DialogState = await handle.execute_update(
-            DialogWorkflow.close, OperatorAction(dialog_id=state.dialog_id, operator_id=operator_id)
-        )
-        return result
+        return await self._act(handle, DialogWorkflow.close, operator_id)
 
     @staticmethod
     async def refused(action: Awaitable[object]) -> str:
