@@ -7,6 +7,7 @@ shared out between them with row locks (PostgreSQL).
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -23,6 +24,8 @@ from workflows.vacation import VacationWorkflow
 
 log = logging.getLogger("openlines.worker")
 
+SHUTDOWN_GRACE = timedelta(seconds=10)
+
 
 def build_worker(
     client: Client, task_queue: str, sessions: async_sessionmaker[AsyncSession]
@@ -34,6 +37,9 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[DialogWorkflow, VacationWorkflow],
+        # On shutdown, let running activities finish their transaction instead of cutting it
+        # off: a cancelled SQLite transaction can keep the database locked for everyone.
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
         activities=[
             operators.availability_changed,
             dialogs.enter_queue,
