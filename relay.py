@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.inbound import rating_reply
 from core.models import Dialog, Message, Operator, Outbox
 from workflows.dialog import DialogWorkflow, workflow_id
-from workflows.models import ClientMessage, DialogStart
+from workflows.late_rating import LateRatingWorkflow
+from workflows.late_rating import workflow_id as late_rating_workflow_id
+from workflows.models import ClientMessage, ClientRating, DialogStart
 from workflows.vacation import VacationWorkflow
 from workflows.vacation import workflow_id as vacation_workflow_id
 
@@ -34,7 +38,10 @@ Row = tuple[Outbox, Dialog | None, Message | None, Operator | None]
 
 
 async def deliver_batch(
-    sessions: async_sessionmaker[AsyncSession], client: Client, task_queue: str
+    sessions: async_sessionmaker[AsyncSession],
+    client: Client,
+    task_queue: str,
+    max_history_events: int = DialogStart.model_fields["max_history_events"].default,
 ) -> int:
     """Deliver up to ``BATCH`` undelivered rows, oldest first; returns how many."""
     async with sessions() as session, session.begin():
@@ -60,7 +67,10 @@ async def deliver_batch(
             key = workflow_id(dialog.chat_id) if dialog else f"operator-{operator and operator.id}"
             by_workflow[key].append(row)
         results = await asyncio.gather(
-            *(_deliver_in_order(client, task_queue, items) for items in by_workflow.values())
+            *(
+                _deliver_in_order(client, task_queue, max_history_events, items)
+                for items in by_workflow.values()
+            )
         )
         delivered = [row_id for ids in results for row_id in ids]
         if delivered:
@@ -72,13 +82,17 @@ async def deliver_batch(
         return len(delivered)
 
 
-async def _deliver_in_order(client: Client, task_queue: str, rows: list[Row]) -> list[int]:
+async def _deliver_in_order(
+    client: Client, task_queue: str, max_history_events: int, rows: list[Row]
+) -> list[int]:
     """Deliver one workflow's rows in order; stop at the first failure so order holds."""
     delivered: list[int] = []
     for outbox, dialog, message, operator in rows:
         try:
-            if dialog is not None and message is not None:
-                await _client_message(client, task_queue, dialog, message)
+            if dialog is not None and message is not None and outbox.kind == "rating":
+                await _late_rating(client, task_queue, dialog, message)
+            elif dialog is not None and message is not None:
+                await _client_message(client, task_queue, max_history_events, dialog, message)
             elif dialog is not None:
                 await _signal(client, dialog, outbox.kind)
             elif operator is not None:
@@ -91,7 +105,7 @@ async def _deliver_in_order(client: Client, task_queue: str, rows: list[Row]) ->
 
 
 async def _client_message(
-    client: Client, task_queue: str, dialog: Dialog, message: Message
+    client: Client, task_queue: str, max_history_events: int, dialog: Dialog, message: Message
 ) -> None:
     """Signal-with-start: the chat's running workflow gets it, or a new run starts with it."""
     await client.start_workflow(
@@ -101,14 +115,37 @@ async def _client_message(
             chat_id=dialog.chat_id,
             line_id=dialog.line_id,
             channel_type=dialog.channel_type,
+            max_history_events=max_history_events,
         ),
         id=workflow_id(dialog.chat_id),
         task_queue=task_queue,
         start_signal="client_message",
         start_signal_args=[
-            ClientMessage(message_id=message.id, dialog_id=dialog.id, sent_at=message.created_at)
+            ClientMessage(
+                message_id=message.id,
+                dialog_id=dialog.id,
+                sent_at=message.created_at,
+                rating=rating_reply(dialog.channel_type, message.text),
+            )
         ],
     )
+
+
+async def _late_rating(client: Client, task_queue: str, dialog: Dialog, message: Message) -> None:
+    """A ``1`` / ``0`` for a dialog that has closed: its own short run records it."""
+    value = rating_reply(dialog.channel_type, message.text)
+    assert value is not None, f"message {message.id} is not a rating"
+    rating = ClientRating(dialog_id=dialog.id, value=value, message_id=message.id)
+    try:
+        await client.start_workflow(
+            LateRatingWorkflow.run,
+            rating,
+            id=late_rating_workflow_id(rating),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # delivered before
 
 
 async def _signal(client: Client, dialog: Dialog, kind: str) -> None:
@@ -149,11 +186,12 @@ async def run(
     client: Client,
     task_queue: str,
     stop: asyncio.Event,
+    max_history_events: int = DialogStart.model_fields["max_history_events"].default,
 ) -> None:
     """Deliver until ``stop`` is set: at once while there is work, else poll briefly."""
     while not stop.is_set():
         try:
-            delivered = await deliver_batch(sessions, client, task_queue)
+            delivered = await deliver_batch(sessions, client, task_queue, max_history_events)
         except Exception:
             log.exception("outbox relay failed; retrying")
             delivered = 0

@@ -14,12 +14,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import relay
+from activities.auto_replies import AutoReplyActivities
 from activities.dialogs import DialogActivities
 from activities.operators import OperatorActivities
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 from core.temporal import connect
 from workflows.dialog import DialogWorkflow
+from workflows.late_rating import LateRatingWorkflow
 from workflows.vacation import VacationWorkflow
 
 log = logging.getLogger("openlines.worker")
@@ -33,10 +35,11 @@ def build_worker(
     """A worker for every workflow and activity of openlines."""
     dialogs = DialogActivities(sessions)
     operators = OperatorActivities(sessions)
+    auto_replies = AutoReplyActivities(sessions)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[DialogWorkflow, VacationWorkflow],
+        workflows=[DialogWorkflow, LateRatingWorkflow, VacationWorkflow],
         # On shutdown, let running activities finish their transaction instead of cutting it
         # off: a cancelled SQLite transaction can keep the database locked for everyone.
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
@@ -51,6 +54,10 @@ def build_worker(
             dialogs.reply,
             dialogs.transfer,
             dialogs.project,
+            auto_replies.greet,
+            auto_replies.send_text,
+            auto_replies.start_closing,
+            auto_replies.record_rating,
         ],
     )
 

@@ -15,6 +15,7 @@ from temporalio import activity
 from core import routing
 from core.line_settings import LineSettings
 from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message, Operator
+from core.worktime import is_working_time
 from workflows.models import (
     ActionOutcome,
     OperatorAction,
@@ -26,8 +27,10 @@ from workflows.models import (
 )
 
 
-def routing_of(dialog: Dialog, settings: LineSettings) -> Routing:
-    """The dialog's offer as the workflow needs it."""
+async def routing_of(
+    session: AsyncSession, dialog: Dialog, settings: LineSettings, at: datetime
+) -> Routing:
+    """The dialog's offer, and the line's rules its timers follow, as the workflow needs them."""
     return Routing(
         operator_id=dialog.operator_id,
         offered_to=list(dialog.offered_to),
@@ -36,6 +39,10 @@ def routing_of(dialog: Dialog, settings: LineSettings) -> Routing:
         line_id=dialog.line_id,
         line_active=settings.active,
         check_availability=settings.queue.check_availability,
+        no_answer_after=settings.no_answer.after if settings.no_answer.action == "text" else None,
+        inactivity_after=settings.inactivity.after,
+        off_hours_text=settings.worktime.enabled and settings.worktime.off_hours_action == "text",
+        nobody_available=await routing.nobody_available(session, dialog, settings, at),
     )
 
 
@@ -69,13 +76,6 @@ class DialogActivities:
             await session.refresh(dialog)  # read again under the lock
             yield session, dialog, settings
 
-    async def _serve_queue(
-        self, session: AsyncSession, dialog: Dialog, settings: LineSettings, at: datetime
-    ) -> None:
-        """Offer the line's waiting dialogs; wake every other dialog that got an offer."""
-        assignment = await routing.assign_waiting(session, dialog.line_id, settings, at)
-        routing.wake(session, assignment.to_wake - {dialog.id})
-
     @activity.defn
     async def enter_queue(self, request: RoutingRequest) -> Routing:
         """The dialog joins its line's waiting queue and is offered if anyone can take it."""
@@ -83,16 +83,16 @@ class DialogActivities:
             if dialog.operator_id is None and not dialog.offered_to:
                 routing.withdraw_offer(dialog, request.at)
                 dialog.status = "queued"
-                await self._serve_queue(session, dialog, settings, request.at)
-            return routing_of(dialog, settings)
+                await routing.serve_queue(session, dialog, settings, request.at)
+            return await routing_of(session, dialog, settings, request.at)
 
     @activity.defn
     async def current_routing(self, request: RoutingRequest) -> Routing:
         """The dialog's offer now (after a wake-up), serving the queue if it still waits."""
         async with self._locked(request.dialog_id) as (session, dialog, settings):
             if dialog.waiting_since is not None and not dialog.offered_to:
-                await self._serve_queue(session, dialog, settings, request.at)
-            return routing_of(dialog, settings)
+                await routing.serve_queue(session, dialog, settings, request.at)
+            return await routing_of(session, dialog, settings, request.at)
 
     @activity.defn
     async def check_owner(self, request: RoutingRequest) -> Routing:
@@ -108,8 +108,8 @@ class DialogActivities:
                 and await routing.member_ids(session, settings.queue) != [owner.id]
             ):
                 routing.requeue(dialog, request.at)
-                await self._serve_queue(session, dialog, settings, request.at)
-            return routing_of(dialog, settings)
+                await routing.serve_queue(session, dialog, settings, request.at)
+            return await routing_of(session, dialog, settings, request.at)
 
     @activity.defn
     async def hand_over(self, request: RoutingRequest) -> Routing:
@@ -117,22 +117,25 @@ class DialogActivities:
         async with self._locked(request.dialog_id) as (session, dialog, settings):
             if dialog.operator_id is None and dialog.offered_at == request.offered_at:
                 routing.withdraw_offer(dialog, request.at)
-                await self._serve_queue(session, dialog, settings, request.at)
-            return routing_of(dialog, settings)
+                await routing.serve_queue(session, dialog, settings, request.at)
+            return await routing_of(session, dialog, settings, request.at)
 
     @activity.defn
     async def accept(self, action: OperatorAction) -> ActionOutcome:
-        async with self._locked(action.dialog_id) as (_, dialog, settings):
+        at = action.at or datetime.now(UTC)
+        async with self._locked(action.dialog_id) as (session, dialog, settings):
             if dialog.operator_id == action.operator_id:
-                return ActionOutcome(ok=True, routing=routing_of(dialog, settings))  # a retry
+                return ActionOutcome(
+                    ok=True, routing=await routing_of(session, dialog, settings, at)
+                )  # a retry
             if not take(dialog, action):
                 return ActionOutcome(
                     ok=False,
                     reason=f"dialog {dialog.id} is not offered to operator {action.operator_id}",
-                    routing=routing_of(dialog, settings),
+                    routing=await routing_of(session, dialog, settings, at),
                 )
             dialog.status = "accepted"
-            return ActionOutcome(ok=True, routing=routing_of(dialog, settings))
+            return ActionOutcome(ok=True, routing=await routing_of(session, dialog, settings, at))
 
     @activity.defn
     async def skip(self, action: OperatorAction) -> Routing:
@@ -143,8 +146,8 @@ class DialogActivities:
                 routing.requeue(dialog, at)
                 dialog.status = "queued"
                 dialog.last_offered_id = action.operator_id
-                await self._serve_queue(session, dialog, settings, at)
-            return routing_of(dialog, settings)
+                await routing.serve_queue(session, dialog, settings, at)
+            return await routing_of(session, dialog, settings, at)
 
     @activity.defn
     async def transfer(self, transfer: Transfer) -> ActionOutcome:
@@ -164,8 +167,10 @@ class DialogActivities:
                 dialog.waiting_since = None
                 dialog.accepted_at = at
                 dialog.status = "accepted"
-                await self._serve_queue(session, dialog, settings, at)  # the old owner's place
-                return ActionOutcome(ok=True, routing=routing_of(dialog, settings))
+                await routing.serve_queue(session, dialog, settings, at)  # the old owner's place
+                return ActionOutcome(
+                    ok=True, routing=await routing_of(session, dialog, settings, at)
+                )
             assert transfer.to_line_id is not None
             old_line = dialog.line_id
             try:
@@ -179,28 +184,39 @@ class DialogActivities:
             dialog.status = "queued"
             freed = await routing.assign_waiting(session, old_line, settings, at)
             routing.wake(session, freed.to_wake)
-            await self._serve_queue(session, dialog, new_settings, at)
-            return ActionOutcome(ok=True, routing=routing_of(dialog, new_settings))
+            await routing.serve_queue(session, dialog, new_settings, at)
+            return ActionOutcome(
+                ok=True, routing=await routing_of(session, dialog, new_settings, at)
+            )
 
     @activity.defn
     async def reply(self, reply: Reply) -> ActionOutcome:
         """Record that the operator answered, accepting the dialog if it was only offered to
         them. Refused, changing nothing, while the line is inactive."""
+        at = reply.at or datetime.now(UTC)
         async with self._locked(reply.dialog_id) as (session, dialog, settings):
             if not settings.active:
                 reason = f"line {dialog.line_id} is inactive: replies are refused"
-                return ActionOutcome(ok=False, reason=reason, routing=routing_of(dialog, settings))
+                return ActionOutcome(
+                    ok=False, reason=reason, routing=await routing_of(session, dialog, settings, at)
+                )
             if dialog.operator_id != reply.operator_id and not take(dialog, reply):
                 return ActionOutcome(
                     ok=False,
                     reason=f"dialog {dialog.id} is not offered to operator {reply.operator_id}",
-                    routing=routing_of(dialog, settings),
+                    routing=await routing_of(session, dialog, settings, at),
                 )
             dialog.answered = True
             dialog.status = "operator_replied"
             # Under `answered` and `awaiting_client` the reply frees a place in the limit.
-            await self._serve_queue(session, dialog, settings, reply.at or datetime.now(UTC))
-            return ActionOutcome(ok=True, routing=routing_of(dialog, settings))
+            await routing.serve_queue(session, dialog, settings, at)
+            return ActionOutcome(
+                ok=True,
+                routing=await routing_of(session, dialog, settings, at),
+                working_hours=is_working_time(settings.worktime, at)
+                if settings.worktime.enabled
+                else None,
+            )
 
     @activity.defn
     async def project(self, projection: Projection) -> bool:
@@ -228,7 +244,7 @@ class DialogActivities:
                 dialog.holder_id = None
                 dialog.waiting_since = None
                 if was_open:
-                    await self._serve_queue(
+                    await routing.serve_queue(
                         session, dialog, settings, projection.closed_at or datetime.now(UTC)
                     )
             return True

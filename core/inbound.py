@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.models import CLOSED_DIALOG_STATUSES, Channel, Chat, Dialog, Message, Outbox
+from workflows.models import RatingValue
 
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
@@ -38,6 +39,14 @@ class InboundMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chat: InboundChat
     message: InboundText
+
+
+def rating_reply(channel_type: str, text: str) -> RatingValue | None:
+    """A ``1`` (like) or ``0`` (dislike) is a rating reply on channels without buttons."""
+    if channel_type == "webchat":
+        return None
+    ratings: dict[str, RatingValue] = {"1": "like", "0": "dislike"}
+    return ratings.get(text.strip())
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,10 @@ async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage
         .order_by(Dialog.id.desc())
         .limit(1)
     )
+    kind = "message"
+    if dialog is None and rating_reply(channel.type, inbound.message.text):
+        dialog = await _awaiting_rating(session, chat)
+        kind = "rating"
     if dialog is None:
         dialog = Dialog(
             line_id=channel.line_id, chat_id=chat.id, channel_type=channel.type, status="new"
@@ -106,5 +119,16 @@ async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage
     )
     session.add(message)
     await session.flush()
-    session.add(Outbox(kind="message", dialog_id=dialog.id, message_id=message.id))
+    session.add(Outbox(kind=kind, dialog_id=dialog.id, message_id=message.id))
     return Filed(dialog.id, chat.id, message.id, duplicate=False)
+
+
+async def _awaiting_rating(session: AsyncSession, chat: Chat) -> Dialog | None:
+    """The chat's last dialog, if it closed asking for a rating it has not had: a ``1`` or
+    ``0`` now rates it (or is refused after the time limit) and starts no new dialog."""
+    last = await session.scalar(
+        select(Dialog).where(Dialog.chat_id == chat.id).order_by(Dialog.id.desc()).limit(1)
+    )
+    if last is None or last.status != "closed" or last.rating_requested_at is None:
+        return None
+    return last if last.client_rating is None else None

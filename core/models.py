@@ -149,6 +149,10 @@ class Chat(Base):
     phone: Mapped[str | None] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The personal-data notice went out: the client's next message (after this one) consents.
+    consent_agreement_id: Mapped[int | None]
+    consent_version: Mapped[int | None]
+    consent_after_message_id: Mapped[int | None]
 
 
 class Dialog(Base):
@@ -188,9 +192,16 @@ class Dialog(Base):
     accepted_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The client was asked to rate the dialog (``rating.time_limit`` counts from here).
+    rating_requested_at: Mapped[datetime | None]
+    client_rating: Mapped[str | None] = mapped_column(String(16))  # like | dislike
+    client_rated_at: Mapped[datetime | None]
+    supervisor_rating: Mapped[int | None]
+    supervisor_comment: Mapped[str | None] = mapped_column(String)
 
 
 _CLIENT_MESSAGE = text("external_id IS NOT NULL")
+_AUTOMATIC_TEXT = text("outbound_key IS NOT NULL")
 
 
 class Message(Base):
@@ -207,6 +218,13 @@ class Message(Base):
             sqlite_where=_CLIENT_MESSAGE,
             postgresql_where=_CLIENT_MESSAGE,
         ),
+        Index(
+            "uq_messages_outbound_key",
+            "outbound_key",
+            unique=True,
+            sqlite_where=_AUTOMATIC_TEXT,
+            postgresql_where=_AUTOMATIC_TEXT,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -216,6 +234,8 @@ class Message(Base):
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
     # The channel's own message id, for client messages: a re-sent message is stored once.
     external_id: Mapped[str | None] = mapped_column(String(255))
+    # For automatic texts: what the text answers, so a retried activity sends it once.
+    outbound_key: Mapped[str | None] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -260,6 +280,50 @@ class ApiKey(Base):
     bot_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class Agreement(Base):
+    """A personal-data agreement; changing its text makes a new version."""
+
+    __tablename__ = "agreements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(String)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AgreementVersion(Base):
+    """Each text an agreement has had, so a consent points at the words it agreed to."""
+
+    __tablename__ = "agreement_versions"
+    __table_args__ = (UniqueConstraint("agreement_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Consent(Base):
+    """A client's consent: who, when, to which agreement version, through which channel."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_agreement", "agreement_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    channel_type: Mapped[str] = mapped_column(String(16))
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    # The message that gave consent; one consent per message, however often it is retried.
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 CLOSED_DIALOG_STATUSES: tuple[str, ...] = FINAL_STATUSES

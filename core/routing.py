@@ -194,6 +194,25 @@ async def assign_waiting(
     return assignment
 
 
+async def serve_queue(
+    session: AsyncSession, dialog: Dialog, settings: LineSettings, now: datetime
+) -> None:
+    """Offer the dialog's line's waiting dialogs; wake every other dialog that got an offer
+    (the caller answers for ``dialog`` itself)."""
+    assignment = await assign_waiting(session, dialog.line_id, settings, now)
+    wake(session, assignment.to_wake - {dialog.id})
+
+
+async def nobody_available(
+    session: AsyncSession, dialog: Dialog, settings: LineSettings, now: datetime
+) -> bool:
+    """With availability checking, a waiting dialog whose line has no available member."""
+    if not settings.queue.check_availability or dialog.operator_id or dialog.offered_to:
+        return False
+    pool = await available_pool(session, dialog.line_id, settings, now)
+    return not pool.candidates
+
+
 def offer(dialog: Dialog, operator_ids: list[int], queue: Queue, now: datetime) -> None:
     dialog.offered_to = operator_ids
     dialog.offered_at = now

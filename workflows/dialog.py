@@ -1,18 +1,18 @@
 """DialogWorkflow: one customer dialog, from the client's first message until it closes.
 
 Every dialog of a chat runs under the chat's workflow id, so the Temporal UI lists a chat's
-whole history in one place. Read top to bottom: the state, the client's signals, the
-operators' actions (updates: the API needs the answer), then the main loop that waits for the
-next event or the nearest deadline.
+whole history in one place. Read top to bottom: the client's signals, the operators' actions
+(updates: the API needs the answer), then the main loop that waits for the next event or the
+nearest deadline (``workflows/timers.py``) and does what is due.
 
 Who may accept the dialog is decided by the routing transaction in the database (it sees
-every operator's load); the workflow asks for offers, keeps the handover and expiry timers,
-and owns the status.
+every operator's load); the workflow asks for offers, keeps the timers and owns the status.
+The words of every automatic text come from the line's settings when it is sent.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -20,15 +20,23 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.auto_replies import AutoReplyActivities
     from activities.dialogs import DialogActivities
-    from workflows import search_attributes as sa
+    from workflows import timers
     from workflows.models import (
         FINAL_STATUSES,
+        AutoText,
+        AutoTextKind,
+        Carried,
         ClientMessage,
+        ClientRating,
+        ClientTurn,
         CloseReason,
+        CloseRequest,
         DialogStart,
         DialogState,
         OperatorAction,
+        Pending,
         Projection,
         Reply,
         Routing,
@@ -36,17 +44,21 @@ with workflow.unsafe.imports_passed_through():
         Status,
         Transfer,
     )
+    from workflows.visibility import Published, publish
 
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 ActionT = TypeVar("ActionT", bound=OperatorAction)
 
-# A dialog nobody answers is closed this long after the client's last unanswered message.
-EXPIRY = timedelta(days=30)
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
+# Dialogs started before automatic actions existed replay without them (see README).
+AUTOMATIC_ACTIONS = "automatic-actions"
+# A history holds at most 2,000 updates; a run continues as new well before.
+MAX_UPDATES_PER_RUN = 1000
+SEEN_IDS_KEPT = 100
 
 
 def workflow_id(chat_id: int) -> str:
@@ -65,21 +77,24 @@ class Conflict(ApplicationError):
 class DialogWorkflow:
     @workflow.init
     def __init__(self, start: DialogStart) -> None:
-        self._state = DialogState(
-            dialog_id=start.dialog_id,
-            chat_id=start.chat_id,
-            line_id=start.line_id,
-            channel_type=start.channel_type,
-            status="new",
+        self._v2 = workflow.patched(AUTOMATIC_ACTIONS)
+        carried = start.carried or Carried(
+            state=DialogState(
+                dialog_id=start.dialog_id,
+                chat_id=start.chat_id,
+                line_id=start.line_id,
+                channel_type=start.channel_type,
+                status="new",
+            ),
+            routing=None,
+            pending=Pending(),
         )
-        self._routing: Routing | None = None
-        self._needs_queue = True  # a new dialog goes to the queue on the first loop turn
-        self._wake = False
-        self._check_owner = False
-        self._line_deleted = False
+        self._state = carried.state
+        self._routing: Routing | None = carried.routing
+        self._pending = carried.pending
         self._dirty = True  # the projection in the database is behind
-        self._next_dialog: list[ClientMessage] = []  # messages for the chat's next dialog
-        self._published: tuple[object, ...] | None = None
+        self._updates = 0
+        self._published: Published | None = None
         self._lock = asyncio.Lock()  # one activity-backed change at a time
         for message in start.pending:
             self.client_message(message)
@@ -93,7 +108,7 @@ class DialogWorkflow:
 
     def _current(self) -> DialogState:
         """The state with its deadlines worked out afresh (what queries and actions return)."""
-        self._state.deadlines = self._deadlines()
+        self._state.deadlines = timers.deadlines(self._state, self._routing, self._v2)
         return self._state
 
     # ---- the client ---------------------------------------------------------------------
@@ -104,43 +119,73 @@ class DialogWorkflow:
 
         The relay may deliver a message twice; an id seen before is ignored. A message filed
         under a later dialog of this chat (this one closed in between) starts that dialog as
-        the next run.
+        the next run. During closing a message reopens the dialog, unless it is the rating
+        the dialog waits for.
         """
-        state = self._state
+        state, pending = self._state, self._pending
         if message.dialog_id != state.dialog_id:
-            if message.dialog_id > state.dialog_id and message not in self._next_dialog:
-                self._next_dialog.append(message)
+            if message.dialog_id > state.dialog_id and message not in pending.next_dialog:
+                pending.next_dialog.append(message)
             return
-        if message.message_id in state.seen_message_ids or state.status in FINAL_STATUSES:
+        if self._seen(message.message_id) or state.status in FINAL_STATUSES:
             return
         state.seen_message_ids.append(message.message_id)
+        if len(state.seen_message_ids) > SEEN_IDS_KEPT:
+            state.seen_up_to = max(state.seen_up_to, state.seen_message_ids.pop(0))
+        state.client_messages += 1
+        self._dirty = True
         # Timers count from when the workflow got the message (milliseconds after it was
         # filed, unless Temporal was down), so workflow time alone decides every deadline.
-        state.unanswered_since = workflow.now()
+        now = workflow.now()
+        state.last_message_at = now
+        if state.status == "closing" and message.rating and self._awaits_rating():
+            pending.ratings.append(
+                ClientRating(
+                    dialog_id=state.dialog_id, value=message.rating, message_id=message.message_id
+                )
+            )
+            return
+        state.unanswered_since = now
+        if self._v2:
+            pending.greeting.append(message.message_id)
         if state.operator_id is not None and self._routing and self._routing.check_availability:
-            self._check_owner = True  # is the owner still there to answer?
+            pending.check_owner = True  # is the owner still there to answer?
         if state.status in ("accepted", "client_waiting", "closing"):
             state.status = "client_waiting"
+            state.close_reason, state.closing_since, state.rating_wait = None, None, None
         elif state.status in ("operator_replied", "client_followup"):
             state.status = "client_followup"
-        self._dirty = True
 
     @workflow.signal
     def line_deleted(self, dialog_id: int) -> None:
         """The dialog's line was deleted with ``force``: close silently."""
         if dialog_id == self._state.dialog_id:
-            self._line_deleted = True
+            self._pending.line_deleted = True
 
     @workflow.signal
     def wake(self) -> None:
-        """The dialog's offer changed in the database (an operator came or went)."""
-        self._wake = True
+        """The dialog's offer or its line's settings changed in the database."""
+        self._pending.wake = True
+
+    @workflow.update
+    async def rate(self, rating: ClientRating) -> DialogState:
+        """The client pressed like or dislike in the web chat while the dialog is closing."""
+        async with self._lock:
+            self._updates += 1
+            await self._record_rating(rating)
+            return self._current()
+
+    @rate.validator
+    def _validate_rate(self, rating: ClientRating) -> None:
+        if not self._awaits_rating() or self._state.status != "closing":
+            raise ValueError(f"dialog {self._state.dialog_id} does not wait for a rating")
 
     # ---- operators ----------------------------------------------------------------------
 
     @workflow.update
     async def accept(self, action: OperatorAction) -> DialogState:
         async with self._lock:
+            self._updates += 1
             await self._accept(action)
             return self._current()
 
@@ -151,9 +196,10 @@ class DialogWorkflow:
     @workflow.update
     async def skip(self, action: OperatorAction) -> DialogState:
         async with self._lock:
+            self._updates += 1
             routing = await self._run(DialogActivities.skip, self._stamped(action))
-            self._state.status = "queued"
             self._state.operator_id = None
+            self._enter_queue_status()
             self._apply(routing)
             return self._current()
 
@@ -171,6 +217,7 @@ class DialogWorkflow:
     async def reply(self, reply: Reply) -> DialogState:
         """An operator's message (already stored by the API); accepts an unaccepted dialog."""
         async with self._lock:
+            self._updates += 1
             outcome = await self._run(DialogActivities.reply, self._stamped(reply))
             if outcome.routing is not None:
                 self._apply(outcome.routing)  # the line's state, and the owner if it accepted
@@ -181,6 +228,10 @@ class DialogWorkflow:
             state.status = "operator_replied"
             state.answered = True
             state.unanswered_since = None
+            state.queued_since = None
+            state.operator_replied_at = state.last_message_at = workflow.now()
+            if outcome.working_hours:
+                state.off_hours_sent = False  # the next off-hours message is told again
             self._dirty = True
             return self._current()
 
@@ -197,13 +248,17 @@ class DialogWorkflow:
     async def transfer(self, transfer: Transfer) -> DialogState:
         """To an operator, who owns it at once, or to another line's queue."""
         async with self._lock:
+            self._updates += 1
             outcome = await self._run(DialogActivities.transfer, self._stamped(transfer))
             if not outcome.ok or outcome.routing is None:
                 raise Conflict(outcome.reason)
             state = self._state
             state.operator_id = outcome.routing.operator_id
             state.line_id = outcome.routing.line_id
-            state.status = "accepted" if state.operator_id else "queued"
+            if state.operator_id:
+                state.status = "accepted"
+            else:
+                self._enter_queue_status()
             self._apply(outcome.routing)
             return self._current()
 
@@ -224,18 +279,20 @@ class DialogWorkflow:
     async def spam(self, action: OperatorAction) -> DialogState:
         """Closed as spam: no close text, no rating request."""
         async with self._lock:
+            self._updates += 1
             if not await self._finish("spam", None):
                 raise Conflict(f"the client has just written to dialog {self._state.dialog_id}")
             return self._current()
 
     @spam.validator
     def _validate_spam(self, action: OperatorAction) -> None:
-        self._require_owner_or_supervisor(action)
+        self._require_owner_or_supervisor(action, closing_too=True)
 
     @workflow.update
     async def pin(self, action: OperatorAction) -> DialogState:
-        """Keep the dialog with its owner (no handover, no inactivity close)."""
+        """Keep the dialog with its owner: no handover, no inactivity close (7 days instead)."""
         async with self._lock:
+            self._updates += 1
             self._state.pinned = True
             await self._project()
             return self._current()
@@ -247,6 +304,7 @@ class DialogWorkflow:
     @workflow.update
     async def unpin(self, action: OperatorAction) -> DialogState:
         async with self._lock:
+            self._updates += 1
             self._state.pinned = False
             await self._project()
             return self._current()
@@ -257,8 +315,12 @@ class DialogWorkflow:
 
     @workflow.update
     async def close(self, action: OperatorAction) -> DialogState:
+        """The close text and rating request go out; closed for good after ``rating_wait``."""
         async with self._lock:
-            if not await self._finish("closed", "operator"):
+            self._updates += 1
+            if self._v2:
+                await self._start_closing("operator")
+            elif not await self._finish("closed", "operator"):
                 raise Conflict(
                     f"the client has just written to dialog {self._state.dialog_id}; it stays open"
                 )
@@ -273,8 +335,8 @@ class DialogWorkflow:
     @workflow.run
     async def run(self, start: DialogStart) -> DialogState:
         while self._state.status not in FINAL_STATUSES:
-            deadline = self._next_deadline()
-            self._publish()
+            deadline = min(self._current().deadlines.values(), default=None)
+            self._published = publish(self._state, self._published)
             timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
             try:
                 await workflow.wait_condition(self._has_work, timeout=timeout)
@@ -282,57 +344,136 @@ class DialogWorkflow:
                 pass
             async with self._lock:
                 await self._step()
+            if self._v2 and self._history_is_long(start):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(start.model_copy(update={"carried": self._carried()}))
         await workflow.wait_condition(workflow.all_handlers_finished)
-        self._publish()
-        if self._next_dialog:
-            first = self._next_dialog[0]
+        self._published = publish(self._current(), self._published)
+        if self._pending.next_dialog:
+            first = self._pending.next_dialog[0]
             workflow.continue_as_new(
                 DialogStart(
                     dialog_id=first.dialog_id,
                     chat_id=start.chat_id,
                     line_id=start.line_id,
                     channel_type=start.channel_type,
-                    pending=self._next_dialog,
+                    pending=self._pending.next_dialog,
+                    max_history_events=start.max_history_events,
                 )
             )
         return self._state
 
     def _has_work(self) -> bool:
-        due = self._needs_queue or self._wake or self._check_owner or self._dirty
-        due = due or self._line_deleted
-        return due or self._state.status in FINAL_STATUSES
+        pending = self._pending
+        due = pending.queue or pending.wake or pending.check_owner or pending.line_deleted
+        due = due or pending.off_hours or bool(pending.greeting or pending.ratings)
+        return due or self._dirty or self._state.status in FINAL_STATUSES
 
     async def _step(self) -> None:
-        """Do what is due: deadlines first, then routing, then the projection."""
-        state = self._state
+        """Do what is due: deadlines first, then routing, automatic texts, the projection."""
+        state, pending = self._state, self._pending
         now = workflow.now()
+        due = {name for name, at in self._current().deadlines.items() if now >= at}
         if state.status in FINAL_STATUSES:
-            pass
-        elif self._line_deleted:
+            return
+        if pending.line_deleted:
             await self._finish("closed", "line_deleted")  # tried again until nothing is unseen
-        elif (expiry := state.deadlines.get("expiry")) and now >= expiry:
+        elif "rating_wait" in due:
+            await self._finish("closed", state.close_reason or "operator")
+        elif "expiry" in due:
             await self._finish("closed", "expired")
-        elif (handover := state.deadlines.get("handover")) and now >= handover:
+        elif "pinned" in due or "inactivity" in due:
+            await self._start_closing("inactivity")
+        elif "handover" in due:
             assert self._routing is not None
             request = RoutingRequest(
                 dialog_id=state.dialog_id, at=now, offered_at=self._routing.offered_at
             )
             self._apply(await self._run(DialogActivities.hand_over, request))
-        if self._needs_queue and state.status not in FINAL_STATUSES:
-            self._needs_queue = False
-            state.status = "queued"
+        elif "no_answer" in due:
+            state.no_answer_sent = True
+            await self._send("no_answer")
+        if state.status in FINAL_STATUSES:
+            return
+        if pending.queue:
+            pending.queue = False
+            self._enter_queue_status()
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
             self._apply(await self._run(DialogActivities.enter_queue, request))
-        if self._wake and state.status not in FINAL_STATUSES:
-            self._wake = False
+        if pending.wake:
+            pending.wake = False
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
             self._apply(await self._run(DialogActivities.current_routing, request))
-        if self._check_owner and state.status not in FINAL_STATUSES:
-            self._check_owner = False
+        if pending.check_owner:
+            pending.check_owner = False
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
             self._apply(await self._run(DialogActivities.check_owner, request))
+        if pending.greeting:
+            await self._greet()
+        if pending.off_hours:
+            pending.off_hours = False
+            if not state.off_hours_sent:
+                state.off_hours_sent = True
+                await self._send("off_hours")
+        while pending.ratings and state.status not in FINAL_STATUSES:
+            await self._record_rating(pending.ratings.pop(0))
         if self._dirty:
             await self._project()
+
+    # ---- automatic actions and closing --------------------------------------------------
+
+    async def _greet(self) -> None:
+        """Welcome, the agreement notice or consent, and the off-hours text, as they apply."""
+        state, routing = self._state, self._routing
+        message_ids, self._pending.greeting = self._pending.greeting, []
+        off_hours_possible = routing is not None and routing.off_hours_text
+        if state.greeted and not state.consent_pending:
+            if state.off_hours_sent or not off_hours_possible:
+                return
+        turn = ClientTurn(
+            dialog_id=state.dialog_id,
+            message_ids=message_ids,
+            first=not state.greeted,
+            off_hours_sent=state.off_hours_sent,
+            at=workflow.now(),
+        )
+        greeting = await self._run(AutoReplyActivities.greet, turn)
+        state.greeted = True
+        state.off_hours_sent = greeting.off_hours_sent
+        state.consent_pending = greeting.consent_pending
+
+    async def _send(self, kind: AutoTextKind) -> None:
+        text = AutoText(dialog_id=self._state.dialog_id, kind=kind, at=workflow.now())
+        await self._run(AutoReplyActivities.send_text, text)
+
+    async def _start_closing(self, reason: CloseReason) -> None:
+        """Send the close text and the rating request as the line's settings say now; the
+        dialog closes for good after ``rating_wait`` (0: at once)."""
+        state = self._state
+        request = CloseRequest(dialog_id=state.dialog_id, reason=reason, at=workflow.now())
+        closing = await self._run(AutoReplyActivities.start_closing, request)
+        state.status, state.close_reason, state.offered_to = "closing", reason, []
+        state.closing_since = workflow.now()
+        state.rating_wait = closing.rating_wait
+        state.rating_requested = state.rating_requested or closing.rating_requested
+        state.close_on_rating = closing.close_on_rating
+        self._dirty = True
+        if closing.rating_wait == 0:
+            await self._finish("closed", reason)  # refused if the client has just written
+
+    def _awaits_rating(self) -> bool:
+        return self._state.rating_requested and self._state.rating is None
+
+    async def _record_rating(self, rating: ClientRating) -> None:
+        """Record the client's rating (refused with a message after the time limit)."""
+        outcome = await self._run(
+            AutoReplyActivities.record_rating, rating.model_copy(update={"at": workflow.now()})
+        )
+        if outcome.recorded:
+            self._state.rating = rating.value
+            self._dirty = True
+            if outcome.close_on_rating:
+                await self._finish("closed", "rating")
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -344,10 +485,16 @@ class DialogWorkflow:
             raise Conflict(outcome.reason)
         state = self._state
         state.operator_id = action.operator_id
+        state.queued_since = None
         if state.status in ("new", "queued"):
             state.status = "accepted"
         assert outcome.routing is not None
         self._apply(outcome.routing)
+
+    def _enter_queue_status(self) -> None:
+        """The dialog waits in the queue; the no-answer timer starts."""
+        self._state.status = "queued"
+        self._state.queued_since = workflow.now()
 
     def _apply(self, routing: Routing) -> None:
         """Adopt the offer the database holds; an owner that was taken away means re-queue."""
@@ -357,8 +504,13 @@ class DialogWorkflow:
         state.offered_to = [] if routing.operator_id else routing.offered_to
         if routing.operator_id is None and state.operator_id is not None:
             state.operator_id = None  # fired or removed from the queue
-            state.status = "queued"
+            self._enter_queue_status()
         self._dirty = True
+        if self._v2:
+            if routing.nobody_available and not state.off_hours_sent:
+                self._pending.off_hours = True
+            # Ops see a new offer at once, not after the rest of this step's activities.
+            self._published = publish(self._current(), self._published)
 
     async def _finish(self, status: Status, reason: CloseReason | None) -> bool:
         """Close the dialog for good, unless the client has just written to it."""
@@ -398,9 +550,7 @@ class DialogWorkflow:
             retry_policy=RETRY,
         )
 
-    async def _run(
-        self, method: Callable[[DialogActivities, Arg], Awaitable[Result]], argument: Arg
-    ) -> Result:
+    async def _run(self, method: Callable[..., Awaitable[Result]], argument: Arg) -> Result:
         """Run one of the dialog's activities with the common timeout and retries."""
         return await workflow.execute_activity_method(
             method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY
@@ -410,9 +560,28 @@ class DialogWorkflow:
         """The action with the workflow's time, so the database records when it happened."""
         return action.model_copy(update={"at": workflow.now()})
 
-    def _require_open(self) -> None:
-        if self._state.status in FINAL_STATUSES:
-            raise ValueError(f"dialog {self._state.dialog_id} is {self._state.status}")
+    def _seen(self, message_id: int) -> bool:
+        state = self._state
+        return message_id <= state.seen_up_to or message_id in state.seen_message_ids
+
+    def _history_is_long(self, start: DialogStart) -> bool:
+        """Time to continue as new: Temporal suggests it, or the run's history or update
+        count reached its limit."""
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= start.max_history_events
+            or self._updates >= MAX_UPDATES_PER_RUN
+        )
+
+    def _carried(self) -> Carried:
+        return Carried(state=self._state, routing=self._routing, pending=self._pending)
+
+    def _require_open(self, closing_too: bool = False) -> None:
+        """Actions need an open dialog; only a few make sense while it closes."""
+        status = self._state.status
+        if status in FINAL_STATUSES or (status == "closing" and not closing_too):
+            raise ValueError(f"dialog {self._state.dialog_id} is {status}")
 
     def _require_owner(self, action: OperatorAction) -> None:
         self._require_open()
@@ -421,9 +590,16 @@ class DialogWorkflow:
                 f"dialog {self._state.dialog_id} is not held by operator {action.operator_id}"
             )
 
-    def _require_owner_or_supervisor(self, action: OperatorAction) -> None:
+    def _require_owner_or_supervisor(
+        self, action: OperatorAction, closing_too: bool = False
+    ) -> None:
         if action.by_supervisor:
-            self._require_open()
+            self._require_open(closing_too)
+        elif self._state.status == "closing" and closing_too:
+            if action.operator_id != self._state.operator_id:
+                raise ValueError(
+                    f"dialog {self._state.dialog_id} is not held by operator {action.operator_id}"
+                )
         else:
             self._require_owner(action)
 
@@ -438,43 +614,3 @@ class DialogWorkflow:
             raise ValueError(
                 f"dialog {state.dialog_id} is not offered to operator {action.operator_id}"
             )
-
-    def _deadlines(self) -> dict[str, datetime]:
-        state = self._state
-        deadlines: dict[str, datetime] = {}
-        if state.unanswered_since is not None:
-            deadlines["expiry"] = state.unanswered_since + EXPIRY
-        routing = self._routing
-        if state.offered_to and routing is not None and routing.offered_at is not None:
-            deadlines["handover"] = routing.offered_at + timedelta(seconds=routing.handover_after)
-        return deadlines
-
-    def _next_deadline(self) -> datetime | None:
-        return min(self._current().deadlines.values(), default=None)
-
-    def _publish(self) -> None:
-        """Keep the Temporal UI current: search attributes and a one-line summary."""
-        state = self._state
-        deadline = min(state.deadlines.values(), default=None)
-        published = (state.status, state.operator_id, deadline, state.close_reason)
-        if published == self._published:
-            return  # each upsert is a history event: only write changes
-        self._published = published
-        workflow.upsert_search_attributes(
-            [
-                sa.LINE_ID.value_set(state.line_id),
-                sa.CLIENT_ID.value_set(state.chat_id),
-                sa.CHANNEL_TYPE.value_set(state.channel_type),
-                sa.DIALOG_STATUS.value_set(state.status),
-                sa.OPERATOR_ID.value_set(state.operator_id)
-                if state.operator_id is not None
-                else sa.OPERATOR_ID.value_unset(),
-            ]
-        )
-        workflow.set_current_details(
-            f"dialog {state.dialog_id}: {state.status}"
-            + (f", operator {state.operator_id}" if state.operator_id else "")
-            + (f", offered to {state.offered_to}" if state.offered_to else "")
-            + (f", next deadline {deadline.isoformat()}" if deadline else "")
-            + (f", closed: {state.close_reason}" if state.close_reason else "")
-        )

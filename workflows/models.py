@@ -24,6 +24,7 @@ CloseReason = Literal[
     "operator", "inactivity", "expired", "bot", "line_deleted", "duplicate", "rating"
 ]
 FINAL_STATUSES = ("closed", "spam")
+RatingValue = Literal["like", "dislike"]
 
 
 class ClientMessage(BaseModel):
@@ -32,6 +33,8 @@ class ClientMessage(BaseModel):
     message_id: int
     dialog_id: int
     sent_at: datetime
+    # The text was a rating reply (``1`` like, ``0`` dislike) on a channel without buttons.
+    rating: RatingValue | None = None
 
 
 class DialogStart(BaseModel):
@@ -43,6 +46,9 @@ class DialogStart(BaseModel):
     channel_type: str
     # Messages of this dialog that reached the previous run of the chat's workflow.
     pending: list[ClientMessage] = []
+    # A long dialog continues as new after this many history events, carrying its state.
+    max_history_events: int = 10_000
+    carried: "Carried | None" = None
 
 
 class Routing(BaseModel):
@@ -55,6 +61,12 @@ class Routing(BaseModel):
     line_id: int
     line_active: bool = True
     check_availability: bool = False
+    # The line's automatic actions, as of this routing transaction.
+    no_answer_after: int | None = None  # None: no no-answer text
+    inactivity_after: int = 14400
+    off_hours_text: bool = False  # working hours are on and outside them a text goes
+    # Availability checking found every member unavailable (the off-hours text goes).
+    nobody_available: bool = False
 
 
 class DialogState(BaseModel):
@@ -71,10 +83,53 @@ class DialogState(BaseModel):
     answered: bool = False
     pinned: bool = False
     line_active: bool = True
-    seen_message_ids: list[int] = []
+    seen_message_ids: list[int] = []  # the latest ones; older ids are at most ``seen_up_to``
+    seen_up_to: int = 0
+    client_messages: int = 0  # in this dialog, over every run
     # The client's latest message that no operator has answered yet (the expiry counts from it).
     unanswered_since: datetime | None = None
+    queued_since: datetime | None = None  # the no-answer timer counts from here
+    last_message_at: datetime | None = None  # the pinned timer counts from here
+    operator_replied_at: datetime | None = None  # the inactivity timer counts from here
+    greeted: bool = False
+    no_answer_sent: bool = False
+    off_hours_sent: bool = False
+    consent_pending: bool = False
+    # Closing: the close text and rating request went out; closed for good after rating_wait.
+    closing_since: datetime | None = None
+    rating_wait: int | None = None
+    rating_requested: bool = False
+    close_on_rating: bool = False
+    rating: RatingValue | None = None
     deadlines: dict[str, datetime] = {}
+
+
+class ClientRating(BaseModel):
+    """A client's rating: a widget button, or a ``1`` / ``0`` text (``message_id``)."""
+
+    dialog_id: int
+    value: RatingValue
+    message_id: int | None = None
+    at: datetime | None = None  # set by the workflow
+
+
+class RatingOutcome(BaseModel):
+    recorded: bool
+    reason: str = ""
+    close_on_rating: bool = False
+
+
+class Pending(BaseModel):
+    """Work the workflow owes itself, carried over a continue-as-new."""
+
+    queue: bool = True  # a new dialog goes to the queue on the first loop turn
+    wake: bool = False
+    check_owner: bool = False
+    line_deleted: bool = False
+    off_hours: bool = False  # nobody is available: the off-hours text is owed
+    greeting: list[int] = []  # client messages the automatic replies have not seen yet
+    ratings: list[ClientRating] = []
+    next_dialog: list[ClientMessage] = []  # messages for the chat's next dialog
 
 
 class RoutingRequest(BaseModel):
@@ -110,6 +165,47 @@ class ActionOutcome(BaseModel):
     ok: bool
     reason: str = ""
     routing: Routing | None = None
+    working_hours: bool | None = None  # for a reply: None when the line has no working hours
+
+
+class ClientTurn(BaseModel):
+    """New client messages, for the automatic replies: welcome, consent, off-hours."""
+
+    dialog_id: int
+    message_ids: list[int]
+    first: bool  # the dialog's first message is among them
+    off_hours_sent: bool
+    at: datetime
+
+
+class Greeting(BaseModel):
+    off_hours_sent: bool
+    consent_pending: bool
+
+
+AutoTextKind = Literal["no_answer", "off_hours"]
+
+
+class AutoText(BaseModel):
+    """An automatic text the workflow decided to send; the line's settings give its words."""
+
+    dialog_id: int
+    kind: AutoTextKind
+    at: datetime
+
+
+class CloseRequest(BaseModel):
+    dialog_id: int
+    reason: CloseReason
+    at: datetime
+
+
+class Closing(BaseModel):
+    """What the line's settings said when the dialog started closing."""
+
+    rating_wait: int
+    rating_requested: bool
+    close_on_rating: bool
 
 
 class Projection(BaseModel):
@@ -126,3 +222,14 @@ class Projection(BaseModel):
     closed_at: datetime | None = None
     # A close is only written if the client has sent nothing the workflow has not seen.
     last_seen_message_id: int | None = None
+
+
+class Carried(BaseModel):
+    """Everything a dialog run holds, handed to its continuation."""
+
+    state: DialogState
+    routing: Routing | None
+    pending: Pending
+
+
+DialogStart.model_rebuild()

@@ -76,16 +76,20 @@ class Harness:
             await session.flush()
             yield await routing.operator_changed(session, operator_id, now)
 
-    async def line(self, members: list[int], **queue: Any) -> Channel:
-        """A line whose queue lists ``members`` in order, with an `api` channel."""
-        settings = LineSettings.model_validate(
+    async def line(
+        self, members: list[int], settings: dict[str, Any] | None = None, **queue: Any
+    ) -> Channel:
+        """A line whose queue lists ``members`` in order, with an `api` channel; ``settings``
+        holds the other groups."""
+        line_settings = LineSettings.model_validate(
             {
                 "name": "Test line",
+                **(settings or {}),
                 "queue": {"members": [{"type": "operator", "id": m} for m in members], **queue},
             }
         )
         async with self.sessions() as session, session.begin():
-            line = Line(settings=settings.dump())
+            line = Line(settings=line_settings.dump())
             session.add(line)
             await session.flush()
             channel = Channel(line_id=line.id, type="api", config={}, secret="secret")

@@ -1,6 +1,8 @@
 """Operators acting on a dialog: skip, reply, accept and close, who may do them, and what a
 close leaves behind."""
 
+from datetime import timedelta
+
 from core.models import Dialog
 from tests.workflows.harness import Harness
 
@@ -38,7 +40,8 @@ async def test_a_reply_to_an_unaccepted_dialog_accepts_it(harness: Harness):
 
     assert (replied.status, replied.operator_id, replied.offered_to) == ("operator_replied", b, [])
     assert replied.answered
-    await harness.eventually(dialog, lambda s: s.deadlines == {})  # no expiry, no handover
+    # no expiry, no handover: only the inactivity timer runs
+    await harness.eventually(dialog, lambda s: set(s.deadlines) == {"inactivity"})
     await harness.sleep(3600)
     state = await harness.state(dialog)
     assert (state.status, state.operator_id, state.offered_to) == ("operator_replied", b, [])
@@ -85,10 +88,12 @@ async def test_a_closed_dialog_is_closed_in_the_database_and_in_the_result(harne
     await harness.offered(dialog, [a])
     await harness.reply(dialog, a)
 
-    closed = await harness.close(dialog, a)
+    closing = await harness.close(dialog, a)
 
-    assert (closed.status, closed.close_reason) == ("closed", "operator")
-    result = await harness.result(dialog)
+    assert (closing.status, closing.close_reason) == ("closing", "operator")
+    assert closing.deadlines == {"rating_wait": closing.closing_since + timedelta(seconds=600)}
+    result = await harness.result(dialog)  # after rating_wait
+    closed = closing
     assert (result.dialog_id, result.status, result.close_reason) == (
         closed.dialog_id,
         "closed",
@@ -130,7 +135,7 @@ async def test_a_client_message_after_the_close_starts_a_new_dialog_in_the_chat(
 
 async def test_a_client_message_right_after_the_close_starts_the_next_run(harness: Harness):
     (a,) = await harness.operators(1)
-    channel = await harness.line([a], handover_after=3600)
+    channel = await harness.line([a], {"rating_wait": 0}, handover_after=3600)
     dialog = await harness.client_writes(channel, "chat-1")
     await harness.offered(dialog, [a])
     await harness.accept(dialog, a)

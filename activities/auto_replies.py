@@ -1,0 +1,210 @@
+"""The dialog workflow's automatic texts, closing and ratings.
+
+The workflow decides when (its timers and its state); these activities read the line's
+settings as they are now and say the words, so a settings change reaches an open dialog at
+its next event. Each is one transaction and safe to run twice: every text is keyed by what it
+answers (``core.outbound``), a consent by its message, a rating by its time.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from core import outbound, routing
+from core.line_settings import LineSettings, RatingTexts, TextRatingTexts
+from core.models import Agreement, Chat, Consent, Dialog, Line
+from core.worktime import is_working_time
+from workflows.models import (
+    AutoText,
+    ClientRating,
+    ClientTurn,
+    CloseRequest,
+    Closing,
+    Greeting,
+    RatingOutcome,
+)
+
+# Sent when a rating comes after ``rating.time_limit``; the settings have no text for it.
+RATING_TOO_LATE = "Sorry, the time to rate this dialog is over."
+
+
+def rating_texts(dialog: Dialog, settings: LineSettings) -> RatingTexts | TextRatingTexts:
+    """The web chat has like / dislike buttons; other channels answer ``1`` or ``0``."""
+    if dialog.channel_type == "webchat":
+        return settings.rating.widget_texts
+    return settings.rating.text_texts
+
+
+class AutoReplyActivities:
+    """Activities of ``DialogWorkflow`` that talk to the client on the line's behalf."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @asynccontextmanager
+    async def _dialog(
+        self, dialog_id: int, lock_line: bool = False
+    ) -> AsyncIterator[tuple[AsyncSession, Dialog, LineSettings]]:
+        """A transaction with the dialog and its line's settings (the line locked if asked:
+        what changes a dialog's load takes the routing lock)."""
+        async with self._sessions() as session, session.begin():
+            dialog = await session.get(Dialog, dialog_id, with_for_update=not lock_line)
+            if dialog is None:
+                raise LookupError(f"dialog {dialog_id} does not exist")
+            if lock_line:
+                settings = await routing.lock_line(session, dialog.line_id)
+                await session.refresh(dialog)
+            else:
+                line = await session.get(Line, dialog.line_id)
+                assert line is not None
+                settings = LineSettings.model_validate(line.settings)
+            yield session, dialog, settings
+
+    @activity.defn
+    async def greet(self, turn: ClientTurn) -> Greeting:
+        """New client messages: the welcome text, the agreement notice or the consent it
+        waits for, and the off-hours text, each as the line's settings ask."""
+        async with self._dialog(turn.dialog_id) as (session, dialog, settings):
+            chat = await session.get(Chat, dialog.chat_id)
+            assert chat is not None
+            if turn.first and settings.welcome.enabled and not settings.bot.enabled:
+                if settings.welcome.each_session or await _is_chats_first_dialog(session, dialog):
+                    await outbound.send_text(session, dialog, "welcome", settings.welcome.text)
+            consent_pending = await _agreement(session, dialog, chat, settings, turn)
+            off_hours_sent = turn.off_hours_sent
+            if (
+                not off_hours_sent
+                and settings.worktime.enabled
+                and settings.worktime.off_hours_action == "text"
+                and not is_working_time(settings.worktime, turn.at)
+            ):
+                key = f"off_hours:{max(turn.message_ids)}"
+                await outbound.send_text(session, dialog, key, settings.worktime.off_hours_text)
+                off_hours_sent = True
+            return Greeting(off_hours_sent=off_hours_sent, consent_pending=consent_pending)
+
+    @activity.defn
+    async def send_text(self, text: AutoText) -> bool:
+        """The no-answer text, or the off-hours text when nobody is available; False when
+        the line's settings now say to send nothing."""
+        async with self._dialog(text.dialog_id) as (session, dialog, settings):
+            if text.kind == "no_answer" and settings.no_answer.action == "text":
+                words = settings.no_answer.text
+            elif text.kind == "off_hours" and settings.worktime.off_hours_action == "text":
+                words = settings.worktime.off_hours_text
+            else:
+                return False
+            await outbound.send_text(session, dialog, f"{text.kind}:{text.at.isoformat()}", words)
+            return True
+
+    @activity.defn
+    async def start_closing(self, request: CloseRequest) -> Closing:
+        """The inactivity text (for an inactivity close), the close text and the rating
+        request; the dialog stops counting toward its operator's limit."""
+        async with self._dialog(request.dialog_id, lock_line=True) as (session, dialog, settings):
+            at = request.at.isoformat()
+            sent = False
+            if request.reason == "inactivity" and settings.inactivity.action == "text":
+                sent |= await outbound.send_text(
+                    session, dialog, f"inactivity:{at}", settings.inactivity.text
+                )
+            if settings.close.action == "text":
+                await outbound.send_text(session, dialog, f"close:{at}", settings.close.text)
+                sent = True
+            rating_requested = settings.rating.enabled and dialog.client_rating is None
+            if rating_requested:
+                request_text = rating_texts(dialog, settings).request
+                await outbound.send_text(session, dialog, f"rating_request:{at}", request_text)
+                dialog.rating_requested_at = request.at
+                sent = True
+            dialog.status = "closing"
+            dialog.offered_to = []
+            await routing.serve_queue(session, dialog, settings, request.at)
+            return Closing(
+                rating_wait=settings.rating_wait if sent else 0,
+                rating_requested=rating_requested,
+                close_on_rating=settings.rating.close_on_rating,
+            )
+
+    @activity.defn
+    async def record_rating(self, rating: ClientRating) -> RatingOutcome:
+        """Record the client's like or dislike and thank them; after ``rating.time_limit``
+        refuse it with a message."""
+        assert rating.at is not None
+        async with self._dialog(rating.dialog_id) as (session, dialog, settings):
+            if dialog.client_rating is not None:
+                retry = (dialog.client_rating, dialog.client_rated_at) == (rating.value, rating.at)
+                return RatingOutcome(
+                    recorded=retry,
+                    reason="" if retry else f"dialog {dialog.id} is already rated",
+                    close_on_rating=settings.rating.close_on_rating,
+                )
+            if dialog.rating_requested_at is None:
+                return RatingOutcome(
+                    recorded=False, reason=f"dialog {dialog.id} was not asked for a rating"
+                )
+            limit = settings.rating.time_limit
+            if limit and rating.at > dialog.rating_requested_at + timedelta(seconds=limit):
+                answering = rating.message_id or rating.at.isoformat()
+                await outbound.send_text(
+                    session, dialog, f"rating_too_late:{answering}", RATING_TOO_LATE
+                )
+                return RatingOutcome(
+                    recorded=False, reason=f"the time to rate dialog {dialog.id} is over"
+                )
+            dialog.client_rating = rating.value
+            dialog.client_rated_at = rating.at
+            texts = rating_texts(dialog, settings)
+            thanks = texts.like if rating.value == "like" else texts.dislike
+            await outbound.send_text(session, dialog, "rating_answer", thanks)
+            return RatingOutcome(recorded=True, close_on_rating=settings.rating.close_on_rating)
+
+
+async def _is_chats_first_dialog(session: AsyncSession, dialog: Dialog) -> bool:
+    earlier = select(func.count(Dialog.id)).where(
+        Dialog.chat_id == dialog.chat_id, Dialog.id < dialog.id
+    )
+    return (await session.scalar(earlier) or 0) == 0
+
+
+async def _agreement(
+    session: AsyncSession, dialog: Dialog, chat: Chat, settings: LineSettings, turn: ClientTurn
+) -> bool:
+    """Send the personal-data notice to a client who has not consented, or record the
+    consent it waits for; True while the client's answer is still awaited."""
+    agreement_id = settings.agreement.agreement_id
+    if not settings.agreement.required or agreement_id is None:
+        return False
+    if chat.consent_agreement_id == agreement_id and chat.consent_version is not None:
+        answers = [i for i in sorted(turn.message_ids) if i > (chat.consent_after_message_id or 0)]
+        if not answers:
+            return True
+        session.add(
+            Consent(
+                agreement_id=agreement_id,
+                version=chat.consent_version,
+                chat_id=chat.id,
+                channel_id=chat.channel_id,
+                channel_type=dialog.channel_type,
+                dialog_id=dialog.id,
+                message_id=answers[0],
+            )
+        )
+        chat.consent_agreement_id = chat.consent_version = chat.consent_after_message_id = None
+        return False
+    consented = select(Consent.id).where(
+        Consent.chat_id == chat.id, Consent.agreement_id == agreement_id
+    )
+    if not turn.first or await session.scalar(consented.limit(1)) is not None:
+        return False
+    agreement = await session.get(Agreement, agreement_id)
+    if agreement is None:
+        return False  # deleted since the line named it
+    await outbound.send_text(session, dialog, f"agreement:{agreement.id}", agreement.text)
+    chat.consent_agreement_id, chat.consent_version = agreement.id, agreement.version
+    chat.consent_after_message_id = max(turn.message_ids)
+    return True

@@ -1,0 +1,49 @@
+"""A dialog's timers: when each is due, worked out from its state and its line's rules.
+
+The names are those of lifecycle.md; ``GET /v1/dialogs/{id}`` lists them as ``deadlines``.
+The main loop of ``DialogWorkflow`` sleeps until the nearest one, so every timer is a
+workflow timer, and a deadline that moves (a new message) re-arms it.
+"""
+
+from datetime import datetime, timedelta
+
+from workflows.models import DialogState, Routing
+
+# A dialog nobody answers is closed this long after the client's last unanswered message.
+EXPIRY = timedelta(days=30)
+# A pinned dialog is closed this long after its last message.
+PINNED = timedelta(days=7)
+
+
+def deadlines(
+    state: DialogState, routing: Routing | None, automatic_actions: bool
+) -> dict[str, datetime]:
+    """The next due time of each running timer.
+
+    ``automatic_actions`` is off only when replaying a dialog started before the no-answer,
+    inactivity, pinned and rating-wait timers existed (see ``DialogWorkflow.__init__``).
+    """
+    due: dict[str, datetime] = {}
+    if state.status == "closing":
+        if state.closing_since is not None and state.rating_wait is not None:
+            due["rating_wait"] = state.closing_since + timedelta(seconds=state.rating_wait)
+        return due
+    if state.unanswered_since is not None:
+        due["expiry"] = state.unanswered_since + EXPIRY
+    if state.offered_to and routing is not None and routing.offered_at is not None:
+        due["handover"] = routing.offered_at + timedelta(seconds=routing.handover_after)
+    if not automatic_actions or routing is None:
+        return due
+    if (
+        state.operator_id is None
+        and state.queued_since is not None
+        and not state.no_answer_sent
+        and routing.no_answer_after is not None
+    ):
+        due["no_answer"] = state.queued_since + timedelta(seconds=routing.no_answer_after)
+    if state.pinned:
+        if state.last_message_at is not None:
+            due["pinned"] = state.last_message_at + PINNED
+    elif state.status == "operator_replied" and state.operator_replied_at is not None:
+        due["inactivity"] = state.operator_replied_at + timedelta(seconds=routing.inactivity_after)
+    return due
