@@ -299,6 +299,16 @@ async def rebalance_line(session: AsyncSession, line_id: int, now: datetime) -> 
     return woken
 
 
+async def settings_changed(session: AsyncSession, line_id: int, now: datetime) -> None:
+    """A line's settings changed: rebalance its offers and wake every open dialog, so each
+    takes on the new rules at once (timers, texts, availability checking)."""
+    woken = await rebalance_line(session, line_id, now)
+    open_dialogs = await session.scalars(
+        select(Dialog.id).where(Dialog.line_id == line_id, Dialog.status.in_(OPEN_DIALOG_STATUSES))
+    )
+    wake(session, set(open_dialogs) - woken)
+
+
 async def operator_changed(session: AsyncSession, operator_id: int, now: datetime) -> set[int]:
     """An operator came, went, was fired or returned: rebalance every line they are in.
 

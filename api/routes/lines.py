@@ -13,6 +13,7 @@ from core import routing
 from core.line_settings import LineSettings, merge_patch
 from core.models import (
     OPEN_DIALOG_STATUSES,
+    Agreement,
     Channel,
     Department,
     Dialog,
@@ -51,6 +52,9 @@ async def _check_references(session: AsyncSession, settings: LineSettings) -> No
     for key in settings.queue.operator_overrides:
         if int(key) not in operators:
             raise invalid(f"queue.operator_overrides.{key}", f"operator {key} does not exist")
+    agreement_id = settings.agreement.agreement_id
+    if agreement_id is not None and await session.get(Agreement, agreement_id) is None:
+        raise invalid("agreement.agreement_id", f"agreement {agreement_id} does not exist")
     for item_name in ("first_answer", "further_answer"):
         item = getattr(settings.kpi, item_name)
         for index, recipient in enumerate(item.recipients):
@@ -102,8 +106,9 @@ async def update_line(
     if merged.name is None:
         merged.name = f"Line {line.id}"
     line.settings = merged.dump()
-    # Removed members lose their offers and dialogs; new ones may serve the waiting queue.
-    await routing.rebalance_line(session, line.id, datetime.now(UTC))
+    # Removed members lose their offers and dialogs; new ones may serve the waiting queue;
+    # open dialogs take on the new rules.
+    await routing.settings_changed(session, line.id, datetime.now(UTC))
     await session.commit()
     return line_out(line)
 

@@ -18,6 +18,7 @@ from core.migrate import upgrade_async
 from core.temporal_dev_server import add_search_attributes, find_binary
 from tests.workflows.harness import Harness
 from worker import build_worker
+from workflows.models import DialogStart
 
 # The test server is not a full Temporal server; the SDK warns about that on every worker.
 QUIET = Runtime(
@@ -59,13 +60,23 @@ def task_queue() -> str:
 
 @pytest.fixture
 async def harness(
-    env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession], task_queue: str
+    env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[Harness]:
     """A running worker and relay. The database is kept between tests: each test makes its
-    own line, and a new test server starts with no workflows."""
+    own line, and a new test server starts with no workflows.
+
+    ``@pytest.mark.max_history_events(n)`` makes dialogs continue as new after ``n`` events.
+    """
     stop = asyncio.Event()
+    marker = request.node.get_closest_marker("max_history_events")
+    limit = marker.args[0] if marker else DialogStart.model_fields["max_history_events"].default
     async with build_worker(env.client, task_queue, sessions):
-        relaying = asyncio.create_task(relay.run(sessions, env.client, task_queue, stop))
+        relaying = asyncio.create_task(
+            relay.run(sessions, env.client, task_queue, stop, max_history_events=limit)
+        )
         try:
             yield Harness(env, sessions, task_queue)
         finally:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -15,10 +16,20 @@ from temporalio.testing import WorkflowEnvironment
 
 from core import routing
 from core.inbound import InboundMessage, file_client_message
-from core.line_settings import LineSettings
-from core.models import Channel, Dialog, Line, Operator, Outbox
+from core.line_settings import LineSettings, merge_patch
+from core.models import (
+    Agreement,
+    AgreementVersion,
+    Channel,
+    Consent,
+    Dialog,
+    Line,
+    Message,
+    Operator,
+    Outbox,
+)
 from workflows.dialog import DialogWorkflow, workflow_id
-from workflows.models import DialogState, OperatorAction, Reply
+from workflows.models import ClientRating, DialogState, OperatorAction, Reply
 
 _ids = count(1)
 
@@ -96,6 +107,63 @@ class Harness:
             session.add(channel)
             await session.flush()
             return channel
+
+    async def change_settings(self, line_id: int, patch: dict[str, Any]) -> None:
+        """Change a line's settings as ``PATCH /v1/lines/{id}`` does (groups merge)."""
+        async with self.sessions() as session, session.begin():
+            line = await session.get(Line, line_id)
+            assert line is not None
+            merged = merge_patch(line.settings, patch, LineSettings)
+            line.settings = LineSettings.model_validate(merged).dump()
+            await session.flush()
+            await routing.settings_changed(session, line_id, await self.now())
+
+    async def agreement(self, text: str, version: int = 1) -> int:
+        """An agreement at ``version``, with that version's text."""
+        async with self.sessions() as session, session.begin():
+            agreement = Agreement(name="Personal data", text=text, version=version)
+            session.add(agreement)
+            await session.flush()
+            session.add(AgreementVersion(agreement_id=agreement.id, version=version, text=text))
+            return agreement.id
+
+    async def consents(self, agreement_id: int) -> list[Consent]:
+        async with self.sessions() as session:
+            query = select(Consent).where(Consent.agreement_id == agreement_id)
+            return list(await session.scalars(query.order_by(Consent.id)))
+
+    async def messages(self, dialog_id: int) -> list[tuple[str, str]]:
+        """The dialog's history as ``(author, text)``, oldest first: what the client sees."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Message).where(Message.dialog_id == dialog_id).order_by(Message.id)
+            )
+            return [(m.author, m.text) for m in rows]
+
+    async def texts_received(self, dialog_id: int) -> list[str]:
+        """The automatic texts the client got in the dialog, oldest first."""
+        return [text for author, text in await self.messages(dialog_id) if author == "system"]
+
+    async def dialog_row(
+        self, dialog_id: int, check: Callable[[Dialog], bool] = lambda _: True
+    ) -> Dialog:
+        """The dialog's row once ``check`` holds (at once, without one)."""
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while True:
+            async with self.sessions() as session:
+                row = await session.get(Dialog, dialog_id)
+            assert row is not None
+            if check(row):
+                return row
+            assert asyncio.get_running_loop().time() < deadline, f"row never matched: {row}"
+            await asyncio.sleep(0.02)
+
+    async def rate(self, handle: WorkflowHandle[Any, Any], value: str) -> DialogState:
+        """The web chat's like / dislike button while the dialog is closing."""
+        state = await self.state(handle)
+        rating = ClientRating.model_validate({"dialog_id": state.dialog_id, "value": value})
+        result: DialogState = await handle.execute_update(DialogWorkflow.rate, rating)
+        return result
 
     async def set_members(self, line_id: int, members: list[int]) -> None:
         """Change a line's queue as ``PATCH /v1/lines/{id}`` does, rebalancing its offers."""

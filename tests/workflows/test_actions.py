@@ -91,6 +91,7 @@ async def test_a_closed_dialog_is_closed_in_the_database_and_in_the_result(harne
     closing = await harness.close(dialog, a)
 
     assert (closing.status, closing.close_reason) == ("closing", "operator")
+    assert closing.closing_since is not None
     assert closing.deadlines == {"rating_wait": closing.closing_since + timedelta(seconds=600)}
     result = await harness.result(dialog)  # after rating_wait
     closed = closing
