@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from api import errors, metrics
 from api.routes import (
+    agreements,
     api_keys,
     channels,
     departments,
@@ -15,6 +16,7 @@ from api.routes import (
     inbound,
     lines,
     operators,
+    ratings,
     service,
 )
 from core.config import Settings, get_settings
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbound,
         dialogs,
         dialog_actions,
+        ratings,
+        agreements,
     ):
         app.include_router(module.router)
     return app

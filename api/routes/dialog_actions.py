@@ -60,7 +60,7 @@ async def run_update(
     client: Client,
     dialog: Dialog,
     update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState],
-    argument: OperatorAction,
+    argument: BaseModel,
 ) -> DialogState:
     """Apply the action in the dialog's workflow; its refusals become 409s."""
     handle = client.get_workflow_handle_for(

@@ -90,6 +90,11 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
         "pinned": dialog.pinned,
         "started_at": dialog.started_at,
         "closed_at": dialog.closed_at,
+        "rating": Rating(
+            client=dialog.client_rating,
+            supervisor=dialog.supervisor_rating,
+            comment=dialog.supervisor_comment,
+        ),
     }
     if state is not None:
         out.update(
@@ -100,6 +105,8 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
             offered_to=state.offered_to,
             pinned=state.pinned,
         )
+        if state.rating is not None:
+            out["rating"] = out["rating"].model_copy(update={"client": state.rating})
     return out
 
 

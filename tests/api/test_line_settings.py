@@ -99,6 +99,15 @@ async def create_operator(admin: AsyncClient, name: str) -> Any:
     return ok(await admin.post("/v1/operators", json={"name": name}), 201)["id"]
 
 
+async def create_agreement(admin: AsyncClient) -> int:
+    created = ok(
+        await admin.post("/v1/agreements", json={"name": "Data", "text": "We keep your data."}),
+        201,
+    )
+    agreement_id: int = created["id"]
+    return agreement_id
+
+
 async def create_department(admin: AsyncClient, name: str, operator_ids: list[int]) -> Any:
     body = {"name": name, "operator_ids": operator_ids}
     return ok(await admin.post("/v1/departments", json=body), 201)["id"]
@@ -172,7 +181,7 @@ DEFAULT_TEXTS = [
 ]
 
 
-def everything_changed(ann: int, bob: int, sales: int) -> dict[str, Any]:
+def everything_changed(ann: int, bob: int, sales: int, agreement: int) -> dict[str, Any]:
     """A line body with every setting set, each to a value other than its default."""
     return {
         "name": "Support",
@@ -213,7 +222,7 @@ def everything_changed(ann: int, bob: int, sales: int) -> dict[str, Any]:
             "off_hours_action": "none",
             "off_hours_text": "We are closed.",
         },
-        "agreement": {"required": True, "agreement_id": 7},
+        "agreement": {"required": True, "agreement_id": agreement},
         "welcome": {"enabled": False, "each_session": True, "text": "Hi!"},
         "no_answer": {"after": 120, "action": "text", "text": "Please wait."},
         "close": {"action": "none", "text": "Bye."},
@@ -244,7 +253,9 @@ def everything_changed(ann: int, bob: int, sales: int) -> dict[str, Any]:
 
 async def test_a_line_with_every_setting_changed_round_trips(admin):
     ann, bob = await create_operator(admin, "Ann"), await create_operator(admin, "Bob")
-    body = everything_changed(ann, bob, await create_department(admin, "Sales", [bob, ann]))
+    body = everything_changed(
+        ann, bob, await create_department(admin, "Sales", [bob, ann]), await create_agreement(admin)
+    )
     defaults = await create_line(admin, {})
     assert [path for path, value in leaves(body) if get(defaults, path) == value] == []
 
@@ -423,7 +434,10 @@ MERGING_PATCHES = [
 async def test_patch_merges_into_groups_and_keeps_the_rest(admin, patch):
     ann, bob = await create_operator(admin, "Ann"), await create_operator(admin, "Bob")
     before = await create_line(
-        admin, everything_changed(ann, bob, await create_department(admin, "S", []))
+        admin,
+        everything_changed(
+            ann, bob, await create_department(admin, "S", []), await create_agreement(admin)
+        ),
     )
 
     after = ok(await admin.patch(f"/v1/lines/{before['id']}", json=patch))
@@ -435,7 +449,10 @@ async def test_patch_merges_into_groups_and_keeps_the_rest(admin, patch):
 async def test_patch_replaces_lists_whole(admin):
     ann, bob = await create_operator(admin, "Ann"), await create_operator(admin, "Bob")
     before = await create_line(
-        admin, everything_changed(ann, bob, await create_department(admin, "S", []))
+        admin,
+        everything_changed(
+            ann, bob, await create_department(admin, "S", []), await create_agreement(admin)
+        ),
     )
     patch = {
         "queue": {"members": [member("operator", bob)]},

@@ -91,10 +91,14 @@ class System:
         operator_id: int = response.json()["id"]
         return operator_id
 
-    async def line(self, operator_ids: list[int], **queue: Any) -> tuple[int, int, str]:
-        """A line with these members and an api channel: (line id, channel id, secret)."""
+    async def line(
+        self, operator_ids: list[int], settings: dict[str, Any] | None = None, **queue: Any
+    ) -> tuple[int, int, str]:
+        """A line with these members (``settings``: its other groups) and an api channel:
+        (line id, channel id, secret)."""
         members = [{"type": "operator", "id": i} for i in operator_ids]
-        response = await self.admin.post("/v1/lines", json={"queue": {"members": members, **queue}})
+        body = {**(settings or {}), "queue": {"members": members, **queue}}
+        response = await self.admin.post("/v1/lines", json=body)
         assert response.status_code == 201, response.text
         line_id = response.json()["id"]
         channel = await self.admin.post(f"/v1/lines/{line_id}/channels", json={"type": "api"})

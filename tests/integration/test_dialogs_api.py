@@ -4,6 +4,7 @@ import asyncio
 
 from sqlalchemy import func, select
 
+from core.line_settings import LineSettings
 from core.models import Dialog, Message, Outbox
 from tests.conftest import client_for
 from tests.integration.conftest import System, running_worker
@@ -17,9 +18,10 @@ async def operator_key(system: System, operator_id: int) -> str:
     return key
 
 
-async def test_a_client_message_is_offered_accepted_replied_and_closed(system: System):
+async def test_a_client_message_is_offered_accepted_replied_closed_and_rated(system: System):
     ann = await system.operator("Ann")
-    _, channel, secret = await system.line([ann])
+    texts = LineSettings()  # the default texts
+    _, channel, secret = await system.line([ann], {"rating_wait": 0})
     written = await system.client_writes(channel, secret, "tg-1", "m-1", "Hello")
     assert written.status_code == 202, written.text
     filed = written.json()
@@ -43,15 +45,30 @@ async def test_a_client_message_is_offered_accepted_replied_and_closed(system: S
 
         closed = await as_ann.post(f"/v1/dialogs/{filed['dialog_id']}/close")
         assert closed.status_code == 200, closed.text
+        # rating_wait 0: the close text and rating request go, and it is closed at once
         assert (closed.json()["status"], closed.json()["close_reason"]) == ("closed", "operator")
 
+        rated = await system.client_writes(channel, secret, "tg-1", "m-2", "1")
+        assert rated.status_code == 202, rated.text
+        assert rated.json()["dialog_id"] == filed["dialog_id"]  # no new dialog
+        final = await system.dialog_when(
+            filed["dialog_id"], lambda d: d["rating"]["client"] is not None
+        )
         messages = (await as_ann.get(f"/v1/dialogs/{filed['dialog_id']}/messages")).json()
     assert [(m["author"], m["text"]) for m in messages] == [
         ("client", "Hello"),
+        ("system", texts.welcome.text),
         ("operator", "Hi, how can I help?"),
+        ("system", texts.close.text),
+        ("system", texts.rating.text_texts.request),
+        ("client", "1"),
+        ("system", texts.rating.text_texts.like),
     ]
-    final = await system.dialog_when(filed["dialog_id"], lambda d: d["closed_at"] is not None)
-    assert final["status"] == "closed"
+    assert (final["status"], final["rating"]["client"]) == ("closed", "like")
+    listed = (await system.admin.get(f"/v1/dialogs?line_id={closed.json()['line_id']}")).json()
+    assert [(d["id"], d["rating"]["client"]) for d in listed["items"]] == [
+        (filed["dialog_id"], "like")
+    ]
 
 
 async def test_the_same_channel_message_twice_is_stored_once(system: System):
@@ -166,9 +183,10 @@ async def test_deleting_a_line_with_force_closes_its_dialogs_silently(system: Sy
     result = await asyncio.wait_for(handle.result(), 15)
     assert (result["status"], result["close_reason"]) == ("closed", "line_deleted")
     async with system.app.state.sessions() as session:
-        messages = await session.scalar(
-            select(func.count()).select_from(Message).where(Message.dialog_id == filed["dialog_id"])
+        messages = await session.scalars(
+            select(Message.text).where(Message.dialog_id == filed["dialog_id"]).order_by(Message.id)
         )
-    assert messages == 1  # no close text, no rating request: silently
+        welcome = LineSettings().welcome.text
+        assert list(messages) == ["Hello", welcome]  # no close text, no rating request
     gone = await system.client_writes(channel, secret, "c-1", "m-2")
     assert gone.status_code == 404

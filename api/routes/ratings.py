@@ -1,0 +1,99 @@
+"""Ratings: the client's like or dislike (web-chat buttons) and a supervisor's 1..5."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+from temporalio.common import WorkflowIDConflictPolicy
+
+from api.deps import (
+    AppSettings,
+    NoNul,
+    Principal,
+    Session,
+    Temporal,
+    bearer_token,
+    get_or_404,
+    require,
+    same_secret,
+)
+from api.errors import ApiError
+from api.routes.dialog_actions import run_update
+from api.routes.dialogs import DialogOut, dialog_out
+from core.models import Channel, Chat, Dialog
+from workflows.dialog import DialogWorkflow
+from workflows.late_rating import LateRatingWorkflow
+from workflows.late_rating import workflow_id as late_rating_workflow_id
+from workflows.models import ClientRating
+
+router = APIRouter(prefix="/v1/dialogs", tags=["ratings"])
+
+Supervisor = Annotated[Principal, Depends(require("admin", "supervisor"))]
+
+
+class ClientRatingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: Literal["like", "dislike"]
+
+
+class SupervisorRatingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, StringConstraints(max_length=10000), NoNul] | None = None
+
+
+@router.post("/{dialog_id}/rating")
+async def rate_by_client(
+    dialog_id: int,
+    body: ClientRatingBody,
+    request: Request,
+    session: Session,
+    client: Temporal,
+    settings: AppSettings,
+) -> DialogOut:
+    """The client's like or dislike, authenticated by the dialog's channel secret.
+
+    While the dialog is closing its workflow records it; after the close (``rating_wait``
+    over) a short run records it on the closed dialog. 409 when no rating is awaited or the
+    rating time limit is over (the client is told so in the chat too).
+    """
+    dialog = await get_or_404(session, Dialog, dialog_id, "dialog")
+    channel = await session.scalar(
+        select(Channel).join(Chat, Chat.channel_id == Channel.id).where(Chat.id == dialog.chat_id)
+    )
+    assert channel is not None
+    if not same_secret(bearer_token(request, "channel secret"), channel.secret):
+        raise ApiError(401, "wrong channel secret", headers={"WWW-Authenticate": "Bearer"})
+    await session.commit()  # the workflow's activities need the database
+    rating = ClientRating(dialog_id=dialog.id, value=body.value)
+    if dialog.status == "closing":
+        state = await run_update(client, dialog, DialogWorkflow.rate, rating)
+        return DialogOut(**dialog_out(dialog, state))
+    if dialog.status != "closed" or dialog.rating_requested_at is None:
+        raise ApiError(409, f"dialog {dialog.id} does not wait for a rating")
+    outcome = await client.execute_workflow(
+        LateRatingWorkflow.run,
+        rating,
+        id=late_rating_workflow_id(rating),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    if not outcome.recorded:
+        raise ApiError(409, outcome.reason)
+    await session.refresh(dialog)
+    return DialogOut(**dialog_out(dialog))
+
+
+@router.post("/{dialog_id}/supervisor-rating")
+async def rate_by_supervisor(
+    dialog_id: int, body: SupervisorRatingBody, session: Session, _: Supervisor
+) -> DialogOut:
+    """A supervisor's 1..5 with a comment, open or closed, independent of the client's."""
+    dialog = await get_or_404(session, Dialog, dialog_id, "dialog")
+    dialog.supervisor_rating = body.rating
+    dialog.supervisor_comment = body.comment
+    dialog.updated_at = datetime.now(UTC)
+    await session.commit()
+    return DialogOut(**dialog_out(dialog))
