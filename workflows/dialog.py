@@ -11,28 +11,21 @@ The words of every automatic text come from the line's settings when it is sent.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.auto_replies import AutoReplyActivities
     from activities.dialogs import DialogActivities
-    from workflows import timers
+    from workflows import activity_calls, auto_replies, checks, timers
     from workflows.models import (
         FINAL_STATUSES,
-        AutoText,
-        AutoTextKind,
         Carried,
         ClientMessage,
         ClientRating,
-        ClientTurn,
         CloseReason,
-        CloseRequest,
         DialogStart,
         DialogState,
         OperatorAction,
@@ -46,14 +39,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.visibility import Published, publish
 
-Arg = TypeVar("Arg")
-Result = TypeVar("Result")
 ActionT = TypeVar("ActionT", bound=OperatorAction)
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
 # Dialogs started before automatic actions existed replay without them (see README).
 AUTOMATIC_ACTIONS = "automatic-actions"
 # A history holds at most 2,000 updates; a run continues as new well before.
@@ -138,7 +125,7 @@ class DialogWorkflow:
         # filed, unless Temporal was down), so workflow time alone decides every deadline.
         now = workflow.now()
         state.last_message_at = now
-        if state.status == "closing" and message.rating and self._awaits_rating():
+        if state.status == "closing" and message.rating and auto_replies.awaits_rating(self._state):
             pending.ratings.append(
                 ClientRating(
                     dialog_id=state.dialog_id, value=message.rating, message_id=message.message_id
@@ -177,7 +164,7 @@ class DialogWorkflow:
 
     @rate.validator
     def _validate_rate(self, rating: ClientRating) -> None:
-        if not self._awaits_rating() or self._state.status != "closing":
+        if not auto_replies.awaits_rating(self._state) or self._state.status != "closing":
             raise ValueError(f"dialog {self._state.dialog_id} does not wait for a rating")
 
     # ---- operators ----------------------------------------------------------------------
@@ -191,13 +178,13 @@ class DialogWorkflow:
 
     @accept.validator
     def _validate_accept(self, action: OperatorAction) -> None:
-        self._require_offered(action)
+        checks.require_offered(self._state, action)
 
     @workflow.update
     async def skip(self, action: OperatorAction) -> DialogState:
         async with self._lock:
             self._updates += 1
-            routing = await self._run(DialogActivities.skip, self._stamped(action))
+            routing = await activity_calls.run(DialogActivities.skip, self._stamped(action))
             self._state.operator_id = None
             self._enter_queue_status()
             self._apply(routing)
@@ -205,20 +192,14 @@ class DialogWorkflow:
 
     @skip.validator
     def _validate_skip(self, action: OperatorAction) -> None:
-        self._require_open()
-        state = self._state
-        if action.operator_id != state.operator_id and action.operator_id not in state.offered_to:
-            raise ValueError(
-                f"dialog {state.dialog_id} is neither offered to nor held by operator "
-                f"{action.operator_id}"
-            )
+        checks.require_holder_or_offered(self._state, action)
 
     @workflow.update
     async def reply(self, reply: Reply) -> DialogState:
         """An operator's message (already stored by the API); accepts an unaccepted dialog."""
         async with self._lock:
             self._updates += 1
-            outcome = await self._run(DialogActivities.reply, self._stamped(reply))
+            outcome = await activity_calls.run(DialogActivities.reply, self._stamped(reply))
             if outcome.routing is not None:
                 self._apply(outcome.routing)  # the line's state, and the owner if it accepted
             if not outcome.ok:
@@ -237,19 +218,19 @@ class DialogWorkflow:
 
     @reply.validator
     def _validate_reply(self, reply: Reply) -> None:
-        self._require_open()
         state = self._state
+        checks.require_open(state)
         if not state.line_active:
             raise ValueError(f"line {state.line_id} is inactive: replies are refused")
         if state.operator_id != reply.operator_id:
-            self._require_offered(reply)
+            checks.require_offered(state, reply)
 
     @workflow.update
     async def transfer(self, transfer: Transfer) -> DialogState:
         """To an operator, who owns it at once, or to another line's queue."""
         async with self._lock:
             self._updates += 1
-            outcome = await self._run(DialogActivities.transfer, self._stamped(transfer))
+            outcome = await activity_calls.run(DialogActivities.transfer, self._stamped(transfer))
             if not outcome.ok or outcome.routing is None:
                 raise Conflict(outcome.reason)
             state = self._state
@@ -264,8 +245,8 @@ class DialogWorkflow:
 
     @transfer.validator
     def _validate_transfer(self, transfer: Transfer) -> None:
-        self._require_owner_or_supervisor(transfer)
         state = self._state
+        checks.require_owner_or_supervisor(state, transfer)
         if (transfer.to_operator_id is None) == (transfer.to_line_id is None):
             raise ValueError("name either an operator or a line to transfer to")
         if transfer.to_operator_id is not None and transfer.to_operator_id == state.operator_id:
@@ -286,7 +267,7 @@ class DialogWorkflow:
 
     @spam.validator
     def _validate_spam(self, action: OperatorAction) -> None:
-        self._require_owner_or_supervisor(action, closing_too=True)
+        checks.require_owner_or_supervisor(self._state, action, closing_too=True)
 
     @workflow.update
     async def pin(self, action: OperatorAction) -> DialogState:
@@ -299,7 +280,7 @@ class DialogWorkflow:
 
     @pin.validator
     def _validate_pin(self, action: OperatorAction) -> None:
-        self._require_owner(action)
+        checks.require_owner(self._state, action)
 
     @workflow.update
     async def unpin(self, action: OperatorAction) -> DialogState:
@@ -311,7 +292,7 @@ class DialogWorkflow:
 
     @unpin.validator
     def _validate_unpin(self, action: OperatorAction) -> None:
-        self._require_owner(action)
+        checks.require_owner(self._state, action)
 
     @workflow.update
     async def close(self, action: OperatorAction) -> DialogState:
@@ -328,7 +309,7 @@ class DialogWorkflow:
 
     @close.validator
     def _validate_close(self, action: OperatorAction) -> None:
-        self._require_owner_or_supervisor(action)
+        checks.require_owner_or_supervisor(self._state, action)
 
     # ---- the main loop ------------------------------------------------------------------
 
@@ -389,96 +370,54 @@ class DialogWorkflow:
             request = RoutingRequest(
                 dialog_id=state.dialog_id, at=now, offered_at=self._routing.offered_at
             )
-            self._apply(await self._run(DialogActivities.hand_over, request))
+            self._apply(await activity_calls.run(DialogActivities.hand_over, request))
         elif "no_answer" in due:
             state.no_answer_sent = True
-            await self._send("no_answer")
+            await auto_replies.send(state, "no_answer")
         if state.status in FINAL_STATUSES:
             return
         if pending.queue:
             pending.queue = False
             self._enter_queue_status()
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await self._run(DialogActivities.enter_queue, request))
+            self._apply(await activity_calls.run(DialogActivities.enter_queue, request))
         if pending.wake:
             pending.wake = False
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await self._run(DialogActivities.current_routing, request))
+            self._apply(await activity_calls.run(DialogActivities.current_routing, request))
         if pending.check_owner:
             pending.check_owner = False
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await self._run(DialogActivities.check_owner, request))
+            self._apply(await activity_calls.run(DialogActivities.check_owner, request))
         if pending.greeting:
-            await self._greet()
+            message_ids, pending.greeting = pending.greeting, []
+            await auto_replies.greet(state, self._routing, message_ids)
         if pending.off_hours:
             pending.off_hours = False
             if not state.off_hours_sent:
                 state.off_hours_sent = True
-                await self._send("off_hours")
+                await auto_replies.send(state, "off_hours")
         while pending.ratings and state.status not in FINAL_STATUSES:
             await self._record_rating(pending.ratings.pop(0))
         if self._dirty:
             await self._project()
 
-    # ---- automatic actions and closing --------------------------------------------------
-
-    async def _greet(self) -> None:
-        """Welcome, the agreement notice or consent, and the off-hours text, as they apply."""
-        state, routing = self._state, self._routing
-        message_ids, self._pending.greeting = self._pending.greeting, []
-        off_hours_possible = routing is not None and routing.off_hours_text
-        if state.greeted and not state.consent_pending:
-            if state.off_hours_sent or not off_hours_possible:
-                return
-        turn = ClientTurn(
-            dialog_id=state.dialog_id,
-            message_ids=message_ids,
-            first=not state.greeted,
-            off_hours_sent=state.off_hours_sent,
-            at=workflow.now(),
-        )
-        greeting = await self._run(AutoReplyActivities.greet, turn)
-        state.greeted = True
-        state.off_hours_sent = greeting.off_hours_sent
-        state.consent_pending = greeting.consent_pending
-
-    async def _send(self, kind: AutoTextKind) -> None:
-        text = AutoText(dialog_id=self._state.dialog_id, kind=kind, at=workflow.now())
-        await self._run(AutoReplyActivities.send_text, text)
-
     async def _start_closing(self, reason: CloseReason) -> None:
-        """Send the close text and the rating request as the line's settings say now; the
-        dialog closes for good after ``rating_wait`` (0: at once)."""
-        state = self._state
-        request = CloseRequest(dialog_id=state.dialog_id, reason=reason, at=workflow.now())
-        closing = await self._run(AutoReplyActivities.start_closing, request)
-        state.status, state.close_reason, state.offered_to = "closing", reason, []
-        state.closing_since = workflow.now()
-        state.rating_wait = closing.rating_wait
-        state.rating_requested = state.rating_requested or closing.rating_requested
-        state.close_on_rating = closing.close_on_rating
+        await auto_replies.start_closing(self._state, reason)
         self._dirty = True
-        if closing.rating_wait == 0:
+        if self._state.rating_wait == 0:
             await self._finish("closed", reason)  # refused if the client has just written
 
-    def _awaits_rating(self) -> bool:
-        return self._state.rating_requested and self._state.rating is None
-
     async def _record_rating(self, rating: ClientRating) -> None:
-        """Record the client's rating (refused with a message after the time limit)."""
-        outcome = await self._run(
-            AutoReplyActivities.record_rating, rating.model_copy(update={"at": workflow.now()})
-        )
-        if outcome.recorded:
-            self._state.rating = rating.value
-            self._dirty = True
-            if outcome.close_on_rating:
-                await self._finish("closed", "rating")
+        close_now = await auto_replies.record_rating(self._state, rating)
+        self._dirty = True
+        if close_now:
+            await self._finish("closed", "rating")
 
     # ---- helpers ------------------------------------------------------------------------
 
     async def _accept(self, action: OperatorAction) -> None:
-        outcome = await self._run(DialogActivities.accept, self._stamped(action))
+        outcome = await activity_calls.run(DialogActivities.accept, self._stamped(action))
         if not outcome.ok:
             if outcome.routing is not None:
                 self._apply(outcome.routing)
@@ -543,18 +482,7 @@ class DialogWorkflow:
             closed_at=workflow.now() if final else None,
             last_seen_message_id=max(state.seen_message_ids, default=None),
         )
-        return await workflow.execute_local_activity_method(
-            DialogActivities.project,
-            projection,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-        )
-
-    async def _run(self, method: Callable[..., Awaitable[Result]], argument: Arg) -> Result:
-        """Run one of the dialog's activities with the common timeout and retries."""
-        return await workflow.execute_activity_method(
-            method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY
-        )
+        return await activity_calls.run_local(DialogActivities.project, projection)
 
     def _stamped(self, action: ActionT) -> ActionT:
         """The action with the workflow's time, so the database records when it happened."""
@@ -576,41 +504,3 @@ class DialogWorkflow:
 
     def _carried(self) -> Carried:
         return Carried(state=self._state, routing=self._routing, pending=self._pending)
-
-    def _require_open(self, closing_too: bool = False) -> None:
-        """Actions need an open dialog; only a few make sense while it closes."""
-        status = self._state.status
-        if status in FINAL_STATUSES or (status == "closing" and not closing_too):
-            raise ValueError(f"dialog {self._state.dialog_id} is {status}")
-
-    def _require_owner(self, action: OperatorAction) -> None:
-        self._require_open()
-        if action.operator_id != self._state.operator_id:
-            raise ValueError(
-                f"dialog {self._state.dialog_id} is not held by operator {action.operator_id}"
-            )
-
-    def _require_owner_or_supervisor(
-        self, action: OperatorAction, closing_too: bool = False
-    ) -> None:
-        if action.by_supervisor:
-            self._require_open(closing_too)
-        elif self._state.status == "closing" and closing_too:
-            if action.operator_id != self._state.operator_id:
-                raise ValueError(
-                    f"dialog {self._state.dialog_id} is not held by operator {action.operator_id}"
-                )
-        else:
-            self._require_owner(action)
-
-    def _require_offered(self, action: OperatorAction) -> None:
-        self._require_open()
-        state = self._state
-        if state.operator_id is not None:
-            raise ValueError(
-                f"dialog {state.dialog_id} is already accepted by operator {state.operator_id}"
-            )
-        if action.operator_id not in state.offered_to:
-            raise ValueError(
-                f"dialog {state.dialog_id} is not offered to operator {action.operator_id}"
-            )

@@ -4,13 +4,11 @@ The dialog's own run has ended, so this short run records the rating on that dia
 after ``rating.time_limit``, refuses it with a message). It starts no new dialog.
 """
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.auto_replies import AutoReplyActivities
+    from workflows import activity_calls
     from workflows.models import ClientRating, RatingOutcome
 
 
@@ -23,9 +21,6 @@ def workflow_id(rating: ClientRating) -> str:
 class LateRatingWorkflow:
     @workflow.run
     async def run(self, rating: ClientRating) -> RatingOutcome:
-        return await workflow.execute_activity_method(
-            AutoReplyActivities.record_rating,
-            rating.model_copy(update={"at": workflow.now()}),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+        return await activity_calls.run(
+            AutoReplyActivities.record_rating, rating.model_copy(update={"at": workflow.now()})
         )

@@ -1,0 +1,71 @@
+"""The dialog's automatic texts and its closing: what the workflow asks of its activities and
+what it keeps of their answers. The words come from the line's settings at sending time."""
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.auto_replies import AutoReplyActivities
+    from workflows import activity_calls
+    from workflows.models import (
+        AutoText,
+        AutoTextKind,
+        ClientRating,
+        ClientTurn,
+        CloseReason,
+        CloseRequest,
+        DialogState,
+        Routing,
+    )
+
+
+async def greet(state: DialogState, routing: Routing | None, message_ids: list[int]) -> None:
+    """New client messages: welcome (first message), the agreement notice or the consent it
+    waits for, and the off-hours text, as they apply. No activity when none can."""
+    off_hours_possible = routing is not None and routing.off_hours_text
+    if state.greeted and not state.consent_pending:
+        if state.off_hours_sent or not off_hours_possible:
+            return
+    turn = ClientTurn(
+        dialog_id=state.dialog_id,
+        message_ids=message_ids,
+        first=not state.greeted,
+        off_hours_sent=state.off_hours_sent,
+        at=workflow.now(),
+    )
+    greeting = await activity_calls.run(AutoReplyActivities.greet, turn)
+    state.greeted = True
+    state.off_hours_sent = greeting.off_hours_sent
+    state.consent_pending = greeting.consent_pending
+
+
+async def send(state: DialogState, kind: AutoTextKind) -> None:
+    """The no-answer text, or the off-hours text when nobody is available."""
+    text = AutoText(dialog_id=state.dialog_id, kind=kind, at=workflow.now())
+    await activity_calls.run(AutoReplyActivities.send_text, text)
+
+
+async def start_closing(state: DialogState, reason: CloseReason) -> None:
+    """Send the close text and the rating request as the line's settings say now; the dialog
+    is ``closing`` until ``rating_wait`` is over (0: the caller closes it at once)."""
+    request = CloseRequest(dialog_id=state.dialog_id, reason=reason, at=workflow.now())
+    closing = await activity_calls.run(AutoReplyActivities.start_closing, request)
+    state.status, state.close_reason, state.offered_to = "closing", reason, []
+    state.closing_since = workflow.now()
+    state.rating_wait = closing.rating_wait
+    state.rating_requested = state.rating_requested or closing.rating_requested
+    state.close_on_rating = closing.close_on_rating
+
+
+def awaits_rating(state: DialogState) -> bool:
+    return state.rating_requested and state.rating is None
+
+
+async def record_rating(state: DialogState, rating: ClientRating) -> bool:
+    """Record the client's rating (refused with a message after the time limit); True when
+    the line closes dialogs on a rating (``close_on_rating``)."""
+    outcome = await activity_calls.run(
+        AutoReplyActivities.record_rating, rating.model_copy(update={"at": workflow.now()})
+    )
+    if outcome.recorded:
+        state.rating = rating.value
+    return outcome.recorded and outcome.close_on_rating

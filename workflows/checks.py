@@ -1,0 +1,50 @@
+"""Who may act on a dialog in its current state: the checks behind the update validators.
+
+A failed check raises ``ValueError``; Temporal rejects the update before it reaches history,
+and the API answers 409 with the message.
+"""
+
+from workflows.models import FINAL_STATUSES, DialogState, OperatorAction
+
+
+def require_open(state: DialogState, closing_too: bool = False) -> None:
+    """Actions need an open dialog; only a few make sense while it closes."""
+    if state.status in FINAL_STATUSES or (state.status == "closing" and not closing_too):
+        raise ValueError(f"dialog {state.dialog_id} is {state.status}")
+
+
+def require_owner(state: DialogState, action: OperatorAction, closing_too: bool = False) -> None:
+    require_open(state, closing_too)
+    if action.operator_id != state.operator_id:
+        raise ValueError(f"dialog {state.dialog_id} is not held by operator {action.operator_id}")
+
+
+def require_owner_or_supervisor(
+    state: DialogState, action: OperatorAction, closing_too: bool = False
+) -> None:
+    if action.by_supervisor:
+        require_open(state, closing_too)
+    else:
+        require_owner(state, action, closing_too)
+
+
+def require_offered(state: DialogState, action: OperatorAction) -> None:
+    require_open(state)
+    if state.operator_id is not None:
+        raise ValueError(
+            f"dialog {state.dialog_id} is already accepted by operator {state.operator_id}"
+        )
+    if action.operator_id not in state.offered_to:
+        raise ValueError(
+            f"dialog {state.dialog_id} is not offered to operator {action.operator_id}"
+        )
+
+
+def require_holder_or_offered(state: DialogState, action: OperatorAction) -> None:
+    """For a skip: the operator holds the dialog or has it on offer."""
+    require_open(state)
+    if action.operator_id != state.operator_id and action.operator_id not in state.offered_to:
+        raise ValueError(
+            f"dialog {state.dialog_id} is neither offered to nor held by operator "
+            f"{action.operator_id}"
+        )
