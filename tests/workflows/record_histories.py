@@ -24,7 +24,8 @@ HISTORIES = Path(__file__).parent / "histories"
 
 
 async def typical_dialog(h: Harness) -> str:
-    """Client writes, operator accepts, replies, client answers, operator closes."""
+    """Client writes, operator accepts, replies, client answers, operator closes, the client
+    rates it (``1``) while it closes."""
     ann, bob = await h.operators(2)
     channel = await h.line([ann, bob], distribution="strictly", handover_after=60)
     dialog = await h.client_writes(channel, "typical", "Hello")
@@ -36,7 +37,30 @@ async def typical_dialog(h: Harness) -> str:
     await h.client_writes(channel, "typical", "Thanks")
     await h.eventually(dialog, lambda s: s.status == "client_followup")
     await h.close(dialog, bob)
+    await h.client_writes(channel, "typical", "1")
+    await h.eventually(dialog, lambda s: s.rating is not None)
     await h.result(dialog)
+    return dialog.id
+
+
+async def automatic_actions(h: Harness) -> str:
+    """The no-answer text, then an accept and a reply, then an inactivity close."""
+    (ann,) = await h.operators(1)
+    channel = await h.line(
+        [ann],
+        {
+            "no_answer": {"after": 60, "action": "text"},
+            "inactivity": {"after": 3600, "action": "text"},
+        },
+        handover_after=3600,
+    )
+    dialog = await h.client_writes(channel, "automatic", "Hello")
+    await h.offered(dialog, [ann])
+    await h.sleep(61)
+    await h.eventually(dialog, lambda s: s.no_answer_sent)
+    await h.accept(dialog, ann)
+    await h.reply(dialog, ann)
+    await h.result(dialog)  # inactivity, then rating_wait
     return dialog.id
 
 
@@ -52,6 +76,7 @@ async def expired_dialog(h: Harness) -> str:
 SCENARIOS: dict[str, Callable[[Harness], Awaitable[str]]] = {
     "typical": typical_dialog,
     "expired": expired_dialog,
+    "automatic": automatic_actions,
 }
 
 
