@@ -75,7 +75,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 settings.temporal_address,
                 settings.temporal_namespace,
             )
-            await relay.run(sessions, client, settings.task_queue, stop)
+            await relay.run(
+                sessions, client, settings.task_queue, stop, settings.max_history_events
+            )
     finally:
         await engine.dispose()
     log.info("worker stopped")

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
         None, description="Accepted as an admin key; how a fresh install is first configured"
     )
     max_lines: int = Field(0, ge=0, description="Cap on the number of lines; 0 = no cap")
+    max_history_events: int = Field(
+        10_000, ge=100, description="A dialog's run continues as new after this many events"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     temporal_port: int = Field(7233, ge=1, le=65535, description="gRPC port of the dev server")
