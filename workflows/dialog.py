@@ -457,6 +457,7 @@ class DialogWorkflow:
             return False
         state = self._state
         state.status, state.close_reason, state.offered_to = status, reason, []
+        state.closed_at = workflow.now()
         return True
 
     async def _project(

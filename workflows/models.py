@@ -101,6 +101,7 @@ class DialogState(BaseModel):
     rating_requested: bool = False
     close_on_rating: bool = False
     rating: RatingValue | None = None
+    closed_at: datetime | None = None
     deadlines: dict[str, datetime] = {}
 
 

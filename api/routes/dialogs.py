@@ -104,6 +104,7 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
             operator_id=state.operator_id,
             offered_to=state.offered_to,
             pinned=state.pinned,
+            closed_at=state.closed_at or dialog.closed_at,
         )
         if state.rating is not None:
             out["rating"] = out["rating"].model_copy(update={"client": state.rating})
