@@ -184,9 +184,13 @@ class DialogWorkflow:
     async def skip(self, action: OperatorAction) -> DialogState:
         async with self._lock:
             self._updates += 1
+            held = self._state.operator_id == action.operator_id
             routing = await activity_calls.run(DialogActivities.skip, self._stamped(action))
             self._state.operator_id = None
-            self._enter_queue_status()
+            if held:
+                self._enter_queue_status()  # back in the queue: the no-answer timer restarts
+            else:
+                self._state.status = "queued"  # a skipped offer keeps the queue's timers
             self._apply(routing)
             return self._current()
 

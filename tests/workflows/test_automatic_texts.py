@@ -1,0 +1,168 @@
+"""What the client gets on its own: the welcome text and the no-answer text."""
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from core.line_settings import Close, TextRatingTexts
+from tests.workflows.harness import Harness
+
+WELCOME = "Hi! This is Acme support; someone will be with you in a moment."
+NO_ANSWER = "Sorry for the wait: everyone is busy, please stay with us."
+NO_ANSWER_AFTER_2_MIN: dict[str, Any] = {
+    "welcome": {"text": WELCOME},
+    "no_answer": {"after": 120, "action": "text", "text": NO_ANSWER},
+}
+
+
+async def received(harness: Harness, dialog_id: int, expected: list[str]) -> None:
+    """The client has got exactly ``expected`` (waiting up to 10 s for texts on their way)."""
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while (texts := await harness.texts_received(dialog_id)) != expected:
+        assert asyncio.get_running_loop().time() < deadline, texts
+        await asyncio.sleep(0.02)
+
+
+async def test_the_first_message_of_a_new_chat_is_welcomed_once(harness: Harness):
+    (a,) = await harness.operators(1)
+    channel = await harness.line([a], {"welcome": {"text": WELCOME}}, handover_after=3600)
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.offered(dialog, [a])
+    await received(harness, state.dialog_id, [WELCOME])
+
+    await harness.client_writes(channel, "chat-1", "Are you there?")
+    await harness.eventually(dialog, lambda s: s.client_messages == 2)
+    await harness.accept(dialog, a)  # runs after the dialog has dealt with the second message
+
+    assert await harness.texts_received(state.dialog_id) == [WELCOME]
+
+
+async def later_session(harness: Harness, welcome: dict[str, Any]) -> tuple[int, int]:
+    """Chat ``chat-1``: a first dialog, closed by its operator, then the client writes again.
+    Returns both dialogs' ids once the second has dealt with the client's message."""
+    (a,) = await harness.operators(1)
+    channel = await harness.line([a], {"rating_wait": 0, "welcome": welcome}, handover_after=3600)
+    dialog = await harness.client_writes(channel, "chat-1")
+    await harness.offered(dialog, [a])
+    await harness.accept(dialog, a)
+    closed = await harness.close(dialog, a)
+    assert closed.status == "closed"
+    await harness.result(dialog)
+
+    await harness.client_writes(channel, "chat-1", "Me again")
+
+    later = await harness.eventually(
+        dialog, lambda s: s.dialog_id != closed.dialog_id and s.greeted
+    )
+    return closed.dialog_id, later.dialog_id
+
+
+async def test_a_later_session_of_the_chat_gets_no_welcome_by_default(harness: Harness):
+    first, later = await later_session(harness, {"text": WELCOME})
+
+    closing_texts = [Close().text, TextRatingTexts().request]
+    assert await harness.texts_received(first) == [WELCOME, *closing_texts]
+    assert await harness.texts_received(later) == []
+
+
+async def test_with_each_session_every_session_is_welcomed(harness: Harness):
+    first, later = await later_session(harness, {"text": WELCOME, "each_session": True})
+
+    closing_texts = [Close().text, TextRatingTexts().request]
+    assert await harness.texts_received(first) == [WELCOME, *closing_texts]
+    await received(harness, later, [WELCOME])
+
+
+async def first_message_handled(harness: Harness, settings: dict[str, Any]) -> int:
+    """A client writes to a new line with ``settings``; the dialog's id once it has dealt with
+    the message (automatic replies included)."""
+    channel = await harness.line([], settings)
+    dialog = await harness.client_writes(channel, "chat-1")
+    return (await harness.eventually(dialog, lambda s: s.greeted)).dialog_id
+
+
+async def test_no_welcome_when_it_is_switched_off(harness: Harness):
+    dialog_id = await first_message_handled(harness, {"welcome": {"enabled": False}})
+    assert await harness.texts_received(dialog_id) == []
+
+
+async def test_no_welcome_when_a_bot_takes_the_dialog(harness: Harness):
+    settings = {"welcome": {"text": WELCOME}, "bot": {"enabled": True, "bot_id": 7}}
+    dialog_id = await first_message_handled(harness, settings)
+    assert await harness.texts_received(dialog_id) == []
+
+
+async def test_the_no_answer_text_goes_once_when_nobody_accepts_in_time(harness: Harness):
+    a, b = await harness.operators(2)
+    channel = await harness.line([a, b], NO_ANSWER_AFTER_2_MIN, handover_after=60)
+    written_at = await harness.now()
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.offered(dialog, [a])
+    await received(harness, state.dialog_id, [WELCOME])
+    assert state.queued_since is not None
+    assert written_at <= state.queued_since < written_at + timedelta(seconds=5)
+    due = state.deadlines["no_answer"]
+    assert due == state.queued_since + timedelta(seconds=120)
+
+    # A few seconds short of it (activities take real time): a handover, but no text yet.
+    await harness.sleep((due - await harness.now()).total_seconds() - 5)
+    await harness.offered(dialog, [b])
+    assert await harness.texts_received(state.dialog_id) == [WELCOME]
+    await harness.sleep(6)
+    await received(harness, state.dialog_id, [WELCOME, NO_ANSWER])
+    assert await harness.now() >= due
+
+    await harness.sleep(600)  # ten more handovers, still unaccepted
+    now = await harness.now()
+    later = await harness.eventually(dialog, lambda s: s.deadlines["handover"] > now)
+    assert (later.status, later.operator_id, "no_answer" in later.deadlines) == (
+        "queued",
+        None,
+        False,
+    )
+    assert await harness.texts_received(state.dialog_id) == [WELCOME, NO_ANSWER]
+
+
+async def test_a_dialog_accepted_in_time_gets_no_no_answer_text(harness: Harness):
+    (a,) = await harness.operators(1)
+    channel = await harness.line([a], NO_ANSWER_AFTER_2_MIN, handover_after=3600)
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.offered(dialog, [a])
+    await received(harness, state.dialog_id, [WELCOME])
+    await harness.sleep(60)
+
+    accepted = await harness.accept(dialog, a)
+
+    assert "no_answer" not in accepted.deadlines
+    await harness.sleep(600)
+    assert await harness.texts_received(state.dialog_id) == [WELCOME]
+
+
+async def test_without_a_no_answer_action_no_text_goes(harness: Harness):
+    channel = await harness.line([], {"welcome": {"text": WELCOME}})  # nobody ever accepts
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.waiting(dialog)
+    await received(harness, state.dialog_id, [WELCOME])
+    assert "no_answer" not in state.deadlines
+
+    await harness.sleep(3600)
+
+    assert await harness.texts_received(state.dialog_id) == [WELCOME]
+
+
+async def test_a_skipped_offer_does_not_put_off_the_no_answer_text(harness: Harness):
+    a, b = await harness.operators(2)
+    channel = await harness.line(
+        [a, b], NO_ANSWER_AFTER_2_MIN, distribution="strictly", handover_after=3600
+    )
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.offered(dialog, [a])
+    await received(harness, state.dialog_id, [WELCOME])
+    due = state.deadlines["no_answer"]
+    await harness.sleep(100)
+
+    skipped = await harness.skip(dialog, a)  # still unaccepted, as it has been for 100 s
+
+    assert (skipped.offered_to, skipped.deadlines.get("no_answer")) == ([b], due)
+    await harness.sleep((due - await harness.now()).total_seconds() + 1)
+    await received(harness, state.dialog_id, [WELCOME, NO_ANSWER])
