@@ -11,8 +11,9 @@ The words of every automatic text come from the line's settings when it is sent.
 """
 
 import asyncio
-from datetime import timedelta
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -40,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.visibility import Published, publish
 
 ActionT = TypeVar("ActionT", bound=OperatorAction)
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 
 # Dialogs started before automatic actions existed replay without them (see README).
 AUTOMATIC_ACTIONS = "automatic-actions"
@@ -82,6 +85,8 @@ class DialogWorkflow:
         self._dirty = True  # the projection in the database is behind
         self._updates = 0
         self._published: Published | None = None
+        self._alarm: asyncio.Future[None] | None = None  # the timer of the nearest deadline
+        self._alarm_at: datetime | None = None
         self._lock = asyncio.Lock()  # one activity-backed change at a time
         for message in start.pending:
             self.client_message(message)
@@ -185,7 +190,7 @@ class DialogWorkflow:
         async with self._lock:
             self._updates += 1
             held = self._state.operator_id == action.operator_id
-            routing = await activity_calls.run(DialogActivities.skip, self._stamped(action))
+            routing = await self._database(DialogActivities.skip, self._stamped(action))
             self._state.operator_id = None
             if held:
                 self._enter_queue_status()  # back in the queue: the no-answer timer restarts
@@ -203,7 +208,7 @@ class DialogWorkflow:
         """An operator's message (already stored by the API); accepts an unaccepted dialog."""
         async with self._lock:
             self._updates += 1
-            outcome = await activity_calls.run(DialogActivities.reply, self._stamped(reply))
+            outcome = await self._database(DialogActivities.reply, self._stamped(reply))
             if outcome.routing is not None:
                 self._apply(outcome.routing)  # the line's state, and the owner if it accepted
             if not outcome.ok:
@@ -217,7 +222,8 @@ class DialogWorkflow:
             state.operator_replied_at = state.last_message_at = workflow.now()
             if outcome.working_hours:
                 state.off_hours_sent = False  # the next off-hours message is told again
-            self._dirty = True
+            if not self._v2:
+                self._dirty = True  # since version 2 the reply's transaction writes the row
             return self._current()
 
     @reply.validator
@@ -234,7 +240,7 @@ class DialogWorkflow:
         """To an operator, who owns it at once, or to another line's queue."""
         async with self._lock:
             self._updates += 1
-            outcome = await activity_calls.run(DialogActivities.transfer, self._stamped(transfer))
+            outcome = await self._database(DialogActivities.transfer, self._stamped(transfer))
             if not outcome.ok or outcome.routing is None:
                 raise Conflict(outcome.reason)
             state = self._state
@@ -322,11 +328,15 @@ class DialogWorkflow:
         while self._state.status not in FINAL_STATUSES:
             deadline = min(self._current().deadlines.values(), default=None)
             self._published = publish(self._state, self._published)
-            timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
-            try:
-                await workflow.wait_condition(self._has_work, timeout=timeout)
-            except TimeoutError:
-                pass
+            if self._v2:
+                self._arm_alarm(deadline)
+                await workflow.wait_condition(lambda: self._has_work() or self._alarm_is_stale())
+            else:
+                timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+                try:
+                    await workflow.wait_condition(self._has_work, timeout=timeout)
+                except TimeoutError:
+                    pass
             async with self._lock:
                 await self._step()
             if self._v2 and self._history_is_long(start):
@@ -347,6 +357,34 @@ class DialogWorkflow:
                 )
             )
         return self._state
+
+    def _arm_alarm(self, deadline: datetime | None) -> None:
+        """One timer for the nearest deadline, kept while no deadline comes before it.
+
+        A deadline that moves later (each client message moves the expiry) keeps the timer
+        set for the old one: it rings early, finds nothing due and is set again. That costs
+        history events only when it rings, instead of a cancel and a new timer per event.
+        """
+        if self._alarm is not None and self._alarm.done():
+            self._alarm, self._alarm_at = None, None  # it rang
+        if deadline is None:
+            return
+        alarm = self._alarm
+        if alarm is not None and not alarm.done():
+            if self._alarm_at is not None and self._alarm_at <= deadline:
+                return
+            alarm.cancel()
+        self._alarm_at = deadline
+        seconds = (deadline - workflow.now()).total_seconds()
+        self._alarm = asyncio.ensure_future(asyncio.sleep(max(seconds, 0)))
+
+    def _alarm_is_stale(self) -> bool:
+        """The alarm rang, or a deadline now comes before it (a reply starts a timer)."""
+        if self._alarm is not None and self._alarm.done():
+            return True
+        due = timers.deadlines(self._state, self._routing, self._v2).values()
+        nearest = min(due, default=None)
+        return nearest is not None and (self._alarm_at is None or nearest < self._alarm_at)
 
     def _has_work(self) -> bool:
         pending = self._pending
@@ -374,7 +412,7 @@ class DialogWorkflow:
             request = RoutingRequest(
                 dialog_id=state.dialog_id, at=now, offered_at=self._routing.offered_at
             )
-            self._apply(await activity_calls.run(DialogActivities.hand_over, request))
+            self._apply(await self._database(DialogActivities.hand_over, request))
         elif "no_answer" in due:
             state.no_answer_sent = True
             await auto_replies.send(state, "no_answer")
@@ -384,15 +422,15 @@ class DialogWorkflow:
             pending.queue = False
             self._enter_queue_status()
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await activity_calls.run(DialogActivities.enter_queue, request))
+            self._apply(await self._database(DialogActivities.enter_queue, request))
         if pending.wake:
             pending.wake = False
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await activity_calls.run(DialogActivities.current_routing, request))
+            self._apply(await self._database(DialogActivities.current_routing, request))
         if pending.check_owner:
             pending.check_owner = False
             request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await activity_calls.run(DialogActivities.check_owner, request))
+            self._apply(await self._database(DialogActivities.check_owner, request))
         if pending.greeting:
             message_ids, pending.greeting = pending.greeting, []
             await auto_replies.greet(state, self._routing, message_ids)
@@ -421,7 +459,7 @@ class DialogWorkflow:
     # ---- helpers ------------------------------------------------------------------------
 
     async def _accept(self, action: OperatorAction) -> None:
-        outcome = await activity_calls.run(DialogActivities.accept, self._stamped(action))
+        outcome = await self._database(DialogActivities.accept, self._stamped(action))
         if not outcome.ok:
             if outcome.routing is not None:
                 self._apply(outcome.routing)
@@ -442,13 +480,17 @@ class DialogWorkflow:
     def _apply(self, routing: Routing) -> None:
         """Adopt the offer the database holds; an owner that was taken away means re-queue."""
         state = self._state
+        status = state.status
         self._routing = routing
         state.line_active = routing.line_active
         state.offered_to = [] if routing.operator_id else routing.offered_to
         if routing.operator_id is None and state.operator_id is not None:
             state.operator_id = None  # fired or removed from the queue
             self._enter_queue_status()
-        self._dirty = True
+        # The routing transaction wrote the offer and the status it set; only a status the
+        # workflow changed here still has to reach the row.
+        if not self._v2 or state.status != status:
+            self._dirty = True
         if self._v2:
             if routing.nobody_available and not state.off_hours_sent:
                 self._pending.off_hours = True
@@ -488,6 +530,16 @@ class DialogWorkflow:
             last_seen_message_id=max(state.seen_message_ids, default=None),
         )
         return await activity_calls.run_local(DialogActivities.project, projection)
+
+    async def _database(
+        self, method: Callable[[Any, Arg], Awaitable[Result]], argument: Arg
+    ) -> Result:
+        """A routing or action transaction: a local activity (one marker in history, no
+        round trip through the server); dialogs started before version 2 ran them as
+        regular activities."""
+        if self._v2:
+            return await activity_calls.run_local(method, argument)
+        return await activity_calls.run(method, argument)
 
     def _stamped(self, action: ActionT) -> ActionT:
         """The action with the workflow's time, so the database records when it happened."""
