@@ -103,7 +103,7 @@ async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage
     kind = "message"
     if dialog is None and rating_reply(channel.type, inbound.message.text):
         dialog = await _awaiting_rating(session, chat)
-        kind = "rating"
+        kind = "message" if dialog is None else "rating"
     if dialog is None:
         dialog = Dialog(
             line_id=channel.line_id, chat_id=chat.id, channel_type=channel.type, status="new"

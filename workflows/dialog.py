@@ -481,6 +481,12 @@ class DialogWorkflow:
         """Adopt the offer the database holds; an owner that was taken away means re-queue."""
         state = self._state
         status = state.status
+        if routing.offered_at is None:
+            state.handover_at = None
+        elif self._routing is None or self._routing.offered_at != routing.offered_at:
+            # A new offer: it waits for the handover_after the line has now; a settings
+            # change later applies to the next offer.
+            state.handover_at = routing.offered_at + timedelta(seconds=routing.handover_after)
         self._routing = routing
         state.line_active = routing.line_active
         state.offered_to = [] if routing.operator_id else routing.offered_to

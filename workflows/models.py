@@ -89,6 +89,8 @@ class DialogState(BaseModel):
     # The client's latest message that no operator has answered yet (the expiry counts from it).
     unanswered_since: datetime | None = None
     queued_since: datetime | None = None  # the no-answer timer counts from here
+    # The current offer moves on at this time (``handover_after`` as it was when it was made).
+    handover_at: datetime | None = None
     last_message_at: datetime | None = None  # the pinned timer counts from here
     operator_replied_at: datetime | None = None  # the inactivity timer counts from here
     greeted: bool = False

@@ -31,7 +31,10 @@ def deadlines(
     if state.unanswered_since is not None:
         due["expiry"] = state.unanswered_since + EXPIRY
     if state.offered_to and routing is not None and routing.offered_at is not None:
-        due["handover"] = routing.offered_at + timedelta(seconds=routing.handover_after)
+        if automatic_actions and state.handover_at is not None:
+            due["handover"] = state.handover_at
+        else:  # version 1 read the line's current handover_after
+            due["handover"] = routing.offered_at + timedelta(seconds=routing.handover_after)
     if not automatic_actions or routing is None:
         return due
     if (
