@@ -86,6 +86,12 @@ def _keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from bench.runner import run_args
+
+    return run_args(args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="openlines", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -121,6 +127,14 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--operator-id", type=int)
     create.add_argument("--bot-id", type=int)
     create.set_defaults(run=_keys_create)
+
+    try:
+        from bench.options import add_arguments as add_bench_arguments
+    except ImportError:  # an install without the benchmark, such as the container image
+        return root
+    bench = commands.add_parser("bench", help="measure performance against the design targets")
+    add_bench_arguments(bench)
+    bench.set_defaults(run=_bench)
     return root
 
 

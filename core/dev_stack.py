@@ -65,7 +65,7 @@ def admin_key(data_dir: Path) -> str:
     return key
 
 
-def _child_env(settings: Settings, key: str, database_url: str) -> dict[str, str]:
+def child_env(settings: Settings, key: str, database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         OPENLINES_DATABASE_URL=database_url,
@@ -83,7 +83,7 @@ def _openlines(subcommand: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return child_process.spawn([sys.executable, "-m", "cli", subcommand], env=env)
 
 
-async def _start_temporal(settings: Settings, server: subprocess.Popen[bytes]) -> list[str]:
+async def start_temporal(settings: Settings, server: subprocess.Popen[bytes]) -> list[str]:
     """Wait for the dev server; register any search attribute it lacks (names returned)."""
     try:
         client = await temporal_dev_server.wait_until_serving(
@@ -105,7 +105,7 @@ def _check_alive(children: list[subprocess.Popen[bytes]]) -> None:
             raise DevStackError(f"{_name(child)} exited with code {child.returncode}")
 
 
-async def _wait_for_api_and_worker(
+async def wait_for_api_and_worker(
     settings: Settings, url: str, children: list[subprocess.Popen[bytes]]
 ) -> None:
     """Ready means the API answers and a worker polls the task queue."""
@@ -130,7 +130,7 @@ async def _wait_for_api_and_worker(
     raise DevStackError("the API or the worker did not start in time")
 
 
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+def stop_children(children: list[subprocess.Popen[bytes]]) -> None:
     """Stop the children one by one in the given order, politely, then firmly."""
     for child in children:
         if child.poll() is None:
@@ -181,15 +181,15 @@ def run(settings: Settings) -> int:
     )
     children: list[subprocess.Popen[bytes]] = [temporal]
     try:
-        added = asyncio.run(_start_temporal(settings, temporal))
+        added = asyncio.run(start_temporal(settings, temporal))
         if added:
             print(f"Registered search attributes: {', '.join(added)}", flush=True)
-        env = _child_env(settings, key, database_url)
+        env = child_env(settings, key, database_url)
         worker = _openlines("worker", env)
         api = _openlines("api", env)
         children = [api, worker, temporal]
         api_url = f"http://{settings.api_host}:{settings.api_port}"
-        asyncio.run(_wait_for_api_and_worker(settings, api_url, children))
+        asyncio.run(wait_for_api_and_worker(settings, api_url, children))
         print(
             "\nopenlines is running\n"
             f"  API         {api_url}\n"
@@ -207,4 +207,4 @@ def run(settings: Settings) -> int:
         print("Stopping openlines...", flush=True)
         return 0
     finally:
-        _stop(children)
+        stop_children(children)

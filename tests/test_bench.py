@@ -1,0 +1,67 @@
+"""``python -m bench --quick`` end to end: it starts its own stack (SQLite), measures every
+item and writes every section of its JSON with positive numbers.
+
+The numbers themselves are not judged: this machine may be busy with other work, and the
+targets are for a full run. What is checked is that each measurement was really taken.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def test_quick_bench_measures_every_item(tmp_path: Path):
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}  # SQLite
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    assert "openlines benchmark" in done.stdout  # the table was printed
+
+    fixed = results["offer_latency"]["fixed"]
+    assert fixed["sent"] > 0 and fixed["done"] > 0
+    for summary in ("latency_from_accepted", "latency_from_sent", "request"):
+        assert all(positive(fixed[summary][key]) for key in ("p50_ms", "p95_ms", "p99_ms"))
+    nearest = results["offer_latency"]["max_sustained"]
+    assert positive(nearest["issued_rate"]) and positive(nearest["latency_from_accepted"]["p99_ms"])
+
+    for action in ("accept", "reply", "close"):
+        assert positive(results["actions"][action]["count"])
+        assert positive(results["actions"][action]["p50_ms"])
+        assert positive(results["actions"][action]["p99_ms"])
+
+    throughput = results["throughput"]
+    assert positive(throughput["openlines_per_s"]) and positive(throughput["bare_per_s"])
+    assert positive(throughput["ratio"])
+
+    timer = results["timer"]
+    assert timer["offered"] == timer["dialogs"] > 0
+    assert positive(timer["moved"])
+    for summary in ("lag_observed", "lag_workflow_clock"):
+        assert all(positive(timer[summary][key]) for key in ("p50_s", "p99_s", "max_s"))
+
+    for script in ("typical", "with_transfer"):
+        assert positive(results["history"][script]["events"])
+    assert results["history"]["with_transfer"]["by_type"]
+
+    memory = results["memory"]
+    assert memory["open_dialogs"] == timer["offered"]
+    for process in ("worker", "api", "temporal"):
+        assert positive(memory[process]["peak_rss_mb"])
+        assert positive(memory[process]["rss_mb_with_open"])
