@@ -10,9 +10,9 @@ between means a second delivery, which the workflow ignores by message id.
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -31,6 +31,7 @@ from workflows.vacation import workflow_id as vacation_workflow_id
 log = logging.getLogger("openlines.relay")
 
 BATCH = 200
+CLAIM = timedelta(seconds=30)
 IDLE_POLL_S = 0.02
 
 
@@ -43,7 +44,48 @@ async def deliver_batch(
     task_queue: str,
     max_history_events: int = DialogStart.model_fields["max_history_events"].default,
 ) -> int:
-    """Deliver up to ``BATCH`` undelivered rows, oldest first; returns how many."""
+    """Deliver up to ``BATCH`` undelivered rows, oldest first; returns how many.
+
+    Three short transactions (claim, then mark) around the calls to Temporal, so no database
+    lock is held while Temporal answers: on SQLite any open write transaction stops every
+    other writer, inbound messages and routing included.
+    """
+    rows = await _claim(sessions)
+    if not rows:
+        return 0
+    # One workflow's rows go in order; different workflows' rows go at once.
+    by_workflow: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        _, dialog, _, operator = row
+        key = workflow_id(dialog.chat_id) if dialog else f"operator-{operator and operator.id}"
+        by_workflow[key].append(row)
+    results = await asyncio.gather(
+        *(
+            _deliver_in_order(client, task_queue, max_history_events, items)
+            for items in by_workflow.values()
+        )
+    )
+    delivered = [row_id for ids in results for row_id in ids]
+    async with sessions() as session, session.begin():
+        if delivered:
+            await session.execute(
+                update(Outbox)
+                .where(Outbox.id.in_(delivered))
+                .values(delivered_at=datetime.now(UTC))
+            )
+        done = set(delivered)
+        undelivered = [outbox.id for outbox, *_ in rows if outbox.id not in done]
+        if undelivered:  # the next round tries them first, in order
+            await session.execute(
+                update(Outbox).where(Outbox.id.in_(undelivered)).values(claimed_until=None)
+            )
+    return len(delivered)
+
+
+async def _claim(sessions: async_sessionmaker[AsyncSession]) -> list[Row]:
+    """Take up to ``BATCH`` rows nobody is delivering, for ``CLAIM`` (a relay that dies
+    holding a claim only delays its rows; delivering one twice is harmless)."""
+    now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         rows: list[Row] = [
             tuple(row)  # type: ignore[misc]
@@ -53,33 +95,19 @@ async def deliver_batch(
                 .outerjoin(Message, Message.id == Outbox.message_id)
                 .outerjoin(Operator, Operator.id == Outbox.operator_id)
                 .where(Outbox.delivered_at.is_(None))
+                .where(or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
                 .order_by(Outbox.id)
                 .limit(BATCH)
                 .with_for_update(of=Outbox, skip_locked=True)  # several workers share the work
             )
         ]
-        if not rows:
-            return 0
-        # One workflow's rows go in order; different workflows' rows go at once.
-        by_workflow: dict[str, list[Row]] = defaultdict(list)
-        for row in rows:
-            _, dialog, _, operator = row
-            key = workflow_id(dialog.chat_id) if dialog else f"operator-{operator and operator.id}"
-            by_workflow[key].append(row)
-        results = await asyncio.gather(
-            *(
-                _deliver_in_order(client, task_queue, max_history_events, items)
-                for items in by_workflow.values()
-            )
-        )
-        delivered = [row_id for ids in results for row_id in ids]
-        if delivered:
+        if rows:
             await session.execute(
                 update(Outbox)
-                .where(Outbox.id.in_(delivered))
-                .values(delivered_at=datetime.now(UTC))
+                .where(Outbox.id.in_([outbox.id for outbox, *_ in rows]))
+                .values(claimed_until=now + CLAIM)
             )
-        return len(delivered)
+    return rows
 
 
 async def _deliver_in_order(

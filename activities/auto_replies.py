@@ -122,7 +122,7 @@ class AutoReplyActivities:
                 dialog.rating_requested_at = request.at
                 sent = True
             dialog.status = "closing"
-            dialog.offered_to = []
+            routing.leave_queue(dialog)
             await routing.serve_queue(session, dialog, settings, request.at)
             return Closing(
                 rating_wait=settings.rating_wait if sent else 0,

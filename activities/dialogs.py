@@ -240,9 +240,7 @@ class DialogActivities:
             dialog.run_id = projection.run_id
             if projection.status in CLOSED_DIALOG_STATUSES:
                 dialog.closed_at = projection.closed_at
-                dialog.offered_to = []
-                dialog.holder_id = None
-                dialog.waiting_since = None
+                routing.leave_queue(dialog)
                 if was_open:
                     await routing.serve_queue(
                         session, dialog, settings, projection.closed_at or datetime.now(UTC)

@@ -29,11 +29,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.resolved_database_url)
+        url = settings.resolved_database_url
+        engine = create_engine(url)
+        reader = create_engine(url, read_only=True) if url.startswith("sqlite") else engine
         app.state.sessions = session_factory(engine)
+        app.state.read_sessions = session_factory(reader)
         app.state.temporal = None  # connected on first use
         yield
         await engine.dispose()
+        await reader.dispose()
 
     app = FastAPI(
         title="openlines",

@@ -33,6 +33,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session that only reads: on SQLite it neither waits for nor blocks writers."""
+    async with request.app.state.read_sessions() as session:
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
+
+
 # --- Input shapes shared by the routes ----------------------------------------------------
 
 MAX_ID = 2**31 - 1
@@ -91,7 +100,7 @@ def same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-async def authenticate(request: Request, session: Session) -> Principal:
+async def authenticate(request: Request, session: ReadSession) -> Principal:
     """Resolve the bearer key; 401 when it is missing, malformed, unknown or revoked."""
     key = bearer_token(request)
     bootstrap = get_settings(request).bootstrap_admin_key

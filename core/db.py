@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, read_only: bool = False) -> AsyncEngine:
     """An engine tuned for the backend.
 
     SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions: each transaction
@@ -19,6 +19,9 @@ def create_engine(url: str) -> AsyncEngine:
     another instead of failing with 'database is locked' when two of them upgrade a read to a
     write. That also makes the routing transaction serial, the SQLite stand-in for the row
     locks PostgreSQL takes.
+
+    ``read_only`` (SQLite): plain deferred ``BEGIN`` and ``query_only``, for reads that must
+    not queue behind writers or hold them up (WAL lets them read a snapshot meanwhile).
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -29,12 +32,14 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            if read_only:
+                cursor.execute("PRAGMA query_only=ON")
             cursor.close()
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin_immediate(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -155,6 +155,9 @@ class Chat(Base):
     consent_after_message_id: Mapped[int | None]
 
 
+_UNOFFERED = text("waiting_since IS NOT NULL AND offered_at IS NULL AND operator_id IS NULL")
+
+
 class Dialog(Base):
     """One dialog: its status mirrors the workflow; its offer is decided here.
 
@@ -166,6 +169,14 @@ class Dialog(Base):
     __table_args__ = (
         Index("ix_dialogs_line_holder", "line_id", "holder_id"),
         Index("ix_dialogs_line_waiting", "line_id", "waiting_since"),
+        # The line's queue as routing serves it: waiting, on offer to nobody, oldest first.
+        Index(
+            "ix_dialogs_line_unoffered",
+            "line_id",
+            "waiting_since",
+            sqlite_where=_UNOFFERED,
+            postgresql_where=_UNOFFERED,
+        ),
         Index("ix_dialogs_chat_status", "chat_id", "status"),
     )
 
@@ -264,6 +275,8 @@ class Outbox(Base):
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A relay is delivering the row until then (see relay.py).
+    claimed_until: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
 
 

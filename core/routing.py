@@ -168,13 +168,12 @@ async def assign_waiting(
     waiting = await session.scalars(
         select(Dialog)
         .where(Dialog.line_id == line_id, Dialog.waiting_since.is_not(None))
-        .where(Dialog.status.in_(OPEN_DIALOG_STATUSES), Dialog.operator_id.is_(None))
+        .where(Dialog.offered_at.is_(None), Dialog.operator_id.is_(None))  # not on offer
+        .where(Dialog.status.in_(OPEN_DIALOG_STATUSES))
         .order_by(Dialog.waiting_since, Dialog.id)
     )
     by_id = {c.id: c for c in pool.candidates}
     for dialog in waiting:
-        if dialog.offered_to:
-            continue
         chosen = pick(settings.queue, pool, dialog.last_offered_id)
         if not chosen:
             if settings.queue.distribution != "all":
@@ -228,6 +227,14 @@ def withdraw_offer(dialog: Dialog, now: datetime) -> None:
         dialog.holder_id = None
     if dialog.waiting_since is None:
         dialog.waiting_since = now
+
+
+def leave_queue(dialog: Dialog) -> None:
+    """The dialog is closing or closed: no offer, no place in the queue, no one's load."""
+    dialog.offered_to = []
+    dialog.offered_at = None
+    dialog.waiting_since = None
+    dialog.holder_id = None
 
 
 def requeue(dialog: Dialog, now: datetime) -> None:

@@ -142,7 +142,10 @@ class DialogWorkflow:
             pending.greeting.append(message.message_id)
         if state.operator_id is not None and self._routing and self._routing.check_availability:
             pending.check_owner = True  # is the owner still there to answer?
-        if state.status in ("accepted", "client_waiting", "closing"):
+        if state.status == "closing" and state.operator_id is None:
+            state.close_reason, state.closing_since, state.rating_wait = None, None, None
+            pending.queue = True  # closed while nobody had it: back to the queue
+        elif state.status in ("accepted", "client_waiting", "closing"):
             state.status = "client_waiting"
             state.close_reason, state.closing_since, state.rating_wait = None, None, None
         elif state.status in ("operator_replied", "client_followup"):

@@ -10,7 +10,17 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.deps import MAX_ID, AppSettings, DbId, Principal, Reader, Session, Temporal, get_or_404
+from api.deps import (
+    MAX_ID,
+    AppSettings,
+    DbId,
+    Principal,
+    Reader,
+    ReadSession,
+    Session,
+    Temporal,
+    get_or_404,
+)
 from api.errors import ApiError, invalid
 from core.config import Settings
 from core.models import Dialog, Message, Operator
@@ -157,7 +167,7 @@ async def live_state(client: Client, dialog: Dialog) -> DialogState | None:
 
 @router.get("/v1/dialogs")
 async def list_dialogs(
-    session: Session,
+    session: ReadSession,
     principal: Reader,
     line_id: DbId | None = None,
     status: Status | None = None,
@@ -189,7 +199,7 @@ async def list_dialogs(
 
 @router.get("/v1/dialogs/{dialog_id}")
 async def get_dialog(
-    dialog_id: int, session: Session, principal: Reader, client: Temporal, config: AppSettings
+    dialog_id: int, session: ReadSession, principal: Reader, client: Temporal, config: AppSettings
 ) -> DialogDetail:
     """The dialog with its running timers' deadlines and a link to its workflow."""
     dialog = await visible_dialog(session, principal, dialog_id)
@@ -202,7 +212,9 @@ async def get_dialog(
 
 
 @router.get("/v1/dialogs/{dialog_id}/messages")
-async def list_messages(dialog_id: int, session: Session, principal: Reader) -> list[MessageOut]:
+async def list_messages(
+    dialog_id: int, session: ReadSession, principal: Reader
+) -> list[MessageOut]:
     """Every message of the dialog, oldest first."""
     await visible_dialog(session, principal, dialog_id)
     messages = await session.scalars(
@@ -222,7 +234,7 @@ async def list_messages(dialog_id: int, session: Session, principal: Reader) -> 
 
 @router.get("/v1/operators/{operator_id}/dialogs")
 async def operator_dialogs(
-    operator_id: int, session: Session, principal: Reader
+    operator_id: int, session: ReadSession, principal: Reader
 ) -> list[DialogOut]:
     """The operator's console: open dialogs offered to them or theirs, oldest first."""
     if principal.role == "operator" and principal.operator_id != operator_id:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+UNOFFERED = "waiting_since IS NOT NULL AND offered_at IS NULL AND operator_id IS NULL"
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -89,6 +91,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("client_rated_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("supervisor_rating", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("supervisor_comment", sa.String(), nullable=True))
+        batch_op.create_index(
+            "ix_dialogs_line_unoffered",
+            ["line_id", "waiting_since"],
+            unique=False,
+            sqlite_where=sa.text(UNOFFERED),
+            postgresql_where=sa.text(UNOFFERED),
+        )
+
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("outbound_key", sa.String(length=128), nullable=True))
@@ -102,6 +114,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("claimed_until")
+
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_messages_outbound_key",
@@ -111,6 +126,7 @@ def downgrade() -> None:
         batch_op.drop_column("outbound_key")
 
     with op.batch_alter_table("dialogs", schema=None) as batch_op:
+        batch_op.drop_index("ix_dialogs_line_unoffered")
         batch_op.drop_column("supervisor_comment")
         batch_op.drop_column("supervisor_rating")
         batch_op.drop_column("client_rated_at")
