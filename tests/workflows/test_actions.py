@@ -5,6 +5,8 @@ from datetime import timedelta
 
 from core.models import Dialog
 from tests.workflows.harness import Harness
+from workflows.dialog import DialogWorkflow
+from workflows.models import OperatorAction
 
 
 async def test_skip_moves_the_offer_to_the_next_operator(harness: Harness):
@@ -151,3 +153,27 @@ async def test_a_client_message_right_after_the_close_starts_the_next_run(harnes
         1,
     )
     await harness.offered(dialog, [a])
+
+
+async def test_a_supervisor_closes_an_unaccepted_dialog_and_a_client_message_requeues_it(
+    harness: Harness,
+):
+    (a,) = await harness.operators(1)
+    channel = await harness.line([a], handover_after=3600)
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.offered(dialog, [a])
+    closing = await dialog.execute_update(
+        DialogWorkflow.close, OperatorAction(dialog_id=state.dialog_id, by_supervisor=True)
+    )
+    assert (closing.status, closing.operator_id, closing.offered_to) == ("closing", None, [])
+    row = await harness.dialog_row(state.dialog_id, lambda r: r.status == "closing")
+    assert (row.offered_to, row.waiting_since) == ([], None)  # out of the queue
+
+    await harness.client_writes(channel, "chat-1", "Still there?")
+
+    reopened = await harness.offered(dialog, [a])
+    assert (reopened.dialog_id, reopened.status, reopened.close_reason) == (
+        state.dialog_id,
+        "queued",
+        None,
+    )
