@@ -1,5 +1,9 @@
 """The dialog's automatic texts and its closing: what the workflow asks of its activities and
-what it keeps of their answers. The words come from the line's settings at sending time."""
+what it keeps of their answers. The words come from the line's settings at sending time.
+
+They run as local activities: short database writes (for the ``api`` channel the stored
+message is the delivery), one marker in history each and no round trip through the server.
+"""
 
 from temporalio import workflow
 
@@ -32,7 +36,7 @@ async def greet(state: DialogState, routing: Routing | None, message_ids: list[i
         off_hours_sent=state.off_hours_sent,
         at=workflow.now(),
     )
-    greeting = await activity_calls.run(AutoReplyActivities.greet, turn)
+    greeting = await activity_calls.run_local(AutoReplyActivities.greet, turn)
     state.greeted = True
     state.off_hours_sent = greeting.off_hours_sent
     state.consent_pending = greeting.consent_pending
@@ -41,14 +45,14 @@ async def greet(state: DialogState, routing: Routing | None, message_ids: list[i
 async def send(state: DialogState, kind: AutoTextKind) -> None:
     """The no-answer text, or the off-hours text when nobody is available."""
     text = AutoText(dialog_id=state.dialog_id, kind=kind, at=workflow.now())
-    await activity_calls.run(AutoReplyActivities.send_text, text)
+    await activity_calls.run_local(AutoReplyActivities.send_text, text)
 
 
 async def start_closing(state: DialogState, reason: CloseReason) -> None:
     """Send the close text and the rating request as the line's settings say now; the dialog
     is ``closing`` until ``rating_wait`` is over (0: the caller closes it at once)."""
     request = CloseRequest(dialog_id=state.dialog_id, reason=reason, at=workflow.now())
-    closing = await activity_calls.run(AutoReplyActivities.start_closing, request)
+    closing = await activity_calls.run_local(AutoReplyActivities.start_closing, request)
     state.status, state.close_reason, state.offered_to = "closing", reason, []
     state.closing_since = workflow.now()
     state.rating_wait = closing.rating_wait
@@ -63,7 +67,7 @@ def awaits_rating(state: DialogState) -> bool:
 async def record_rating(state: DialogState, rating: ClientRating) -> bool:
     """Record the client's rating (refused with a message after the time limit); True when
     the line closes dialogs on a rating (``close_on_rating``)."""
-    outcome = await activity_calls.run(
+    outcome = await activity_calls.run_local(
         AutoReplyActivities.record_rating, rating.model_copy(update={"at": workflow.now()})
     )
     if outcome.recorded:
