@@ -333,7 +333,11 @@ class DialogWorkflow:
             self._published = publish(self._state, self._published)
             if self._v2:
                 self._arm_alarm(deadline)
-                await workflow.wait_condition(lambda: self._has_work() or self._alarm_is_stale())
+                await workflow.wait_condition(
+                    lambda: (
+                        self._has_work() or self._alarm_is_stale() or self._history_is_long(start)
+                    )  # updates alone also grow it
+                )
             else:
                 timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
                 try:
