@@ -126,7 +126,7 @@ async def _measure(
         "timer": timers,
         "history": history,
         "memory": {
-            "open_dialogs": timers["offered"],
+            "open_dialogs": timers["open"],
             **{
                 name: {**memory_end[name], "rss_mb_with_open": memory_open[name]["rss_mb"]}
                 for name in PROCESSES
