@@ -52,7 +52,10 @@ class AutoReplyActivities:
         """A transaction with the dialog and its line's settings (the line locked if asked:
         what changes a dialog's load takes the routing lock)."""
         async with self._sessions() as session, session.begin():
-            dialog = await session.get(Dialog, dialog_id, with_for_update=not lock_line)
+            # FOR NO KEY UPDATE: a message being filed for the dialog (its foreign key takes
+            # a key-share lock) must not wait for this, nor this for it.
+            lock = False if lock_line else {"key_share": True}
+            dialog = await session.get(Dialog, dialog_id, with_for_update=lock)
             if dialog is None:
                 raise LookupError(f"dialog {dialog_id} does not exist")
             if lock_line:
@@ -107,20 +110,18 @@ class AutoReplyActivities:
         request; the dialog stops counting toward its operator's limit."""
         async with self._dialog(request.dialog_id, lock_line=True) as (session, dialog, settings):
             at = request.at.isoformat()
-            sent = False
-            if request.reason == "inactivity" and settings.inactivity.action == "text":
-                sent |= await outbound.send_text(
-                    session, dialog, f"inactivity:{at}", settings.inactivity.text
-                )
+            idle_text = request.reason == "inactivity" and settings.inactivity.action == "text"
+            if idle_text:
+                text = settings.inactivity.text
+                await outbound.send_text(session, dialog, f"inactivity:{at}", text)
             if settings.close.action == "text":
                 await outbound.send_text(session, dialog, f"close:{at}", settings.close.text)
-                sent = True
             rating_requested = settings.rating.enabled and dialog.client_rating is None
             if rating_requested:
                 request_text = rating_texts(dialog, settings).request
                 await outbound.send_text(session, dialog, f"rating_request:{at}", request_text)
                 dialog.rating_requested_at = request.at
-                sent = True
+            sent = idle_text or settings.close.action == "text" or rating_requested
             dialog.status = "closing"
             routing.leave_queue(dialog)
             await routing.serve_queue(session, dialog, settings, request.at)

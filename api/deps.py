@@ -51,12 +51,16 @@ DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 """An id given in a request body."""
 
 
-async def get_or_404(session: AsyncSession, model: type[Row], row_id: int, what: str) -> Row:
-    """The row with this id, or a 404 naming it. Deleted rows (``deleted_at`` set) are gone.
+async def get_or_404(
+    session: AsyncSession, model: type[Row], row_id: int, what: str, lock: bool = False
+) -> Row:
+    """The row with this id (``lock``: locked for update), or a 404 naming it. Deleted rows
+    (``deleted_at`` set) are gone.
 
     Ids outside the column's range cannot exist; asking the database would be an error.
     """
-    row = await session.get(model, row_id) if 1 <= row_id <= MAX_ID else None
+    in_range = 1 <= row_id <= MAX_ID
+    row = await session.get(model, row_id, with_for_update=lock) if in_range else None
     if row is None or getattr(row, "deleted_at", None) is not None:
         raise ApiError(404, f"{what} {row_id} does not exist")
     return row

@@ -108,6 +108,8 @@ async def _measure(
     history = await measure_history(api, system.client, operator_ids)
 
     if not plan.quick:
+        # Open them at the rate the system was seen to sustain: faster only builds a backlog.
+        timer.rate = min(timer.rate, max(openlines.rate, 1.0))
         await open_timer_dialogs()
     say("item 4: waiting for the handovers")
     timers = await timer.finish()

@@ -119,8 +119,10 @@ class TimerItem:
             waiting = OfferSink(self.api, quiet, "open")
             async with waiting.observing():
                 await self._create(waiting, self.background)
-                await waiting.drained(OFFER_WAIT_S)
-            self.background_open = len(waiting.filed)
+                # Filing outruns routing: wait for the backlog, or the probes would queue
+                # behind it and their timers start late.
+                await waiting.drained(OFFER_WAIT_S + self.background / 5)
+            self.background_open = len(waiting.filed) - len(waiting.watcher.awaited)
         async with self.moves.running():
             follower = asyncio.create_task(self._follow(sink))
             try:

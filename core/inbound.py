@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.models import CLOSED_DIALOG_STATUSES, Channel, Chat, Dialog, Message, Outbox
@@ -67,7 +67,15 @@ async def file_client_message(
                 return await _file(session, channel, inbound)
         except IntegrityError:
             continue  # another request created the same chat or message first: look again
+        except OperationalError as error:
+            if not _is_deadlock(error):
+                raise
+            continue  # PostgreSQL broke a lock cycle with a workflow's transaction: again
     raise RuntimeError("could not file the message after repeated conflicts")
+
+
+def _is_deadlock(error: OperationalError) -> bool:
+    return type(error.orig).__name__ in ("DeadlockDetected", "SerializationFailure")
 
 
 async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage) -> Filed:

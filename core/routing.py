@@ -26,6 +26,9 @@ from core.models import (
 
 # Statuses whose dialogs never count toward an operator's limit.
 _NEVER_COUNTED = ("closing", "closed", "spam")
+# Open dialogs routing may offer or move: a closing one stays with its owner until it closes
+# or the client reopens it.
+_ROUTED = tuple(status for status in OPEN_DIALOG_STATUSES if status != "closing")
 
 
 @dataclass
@@ -169,7 +172,7 @@ async def assign_waiting(
         select(Dialog)
         .where(Dialog.line_id == line_id, Dialog.waiting_since.is_not(None))
         .where(Dialog.offered_at.is_(None), Dialog.operator_id.is_(None))  # not on offer
-        .where(Dialog.status.in_(OPEN_DIALOG_STATUSES))
+        .where(Dialog.status.in_(_ROUTED))
         .order_by(Dialog.waiting_since, Dialog.id)
     )
     by_id = {c.id: c for c in pool.candidates}
@@ -230,11 +233,13 @@ def withdraw_offer(dialog: Dialog, now: datetime) -> None:
 
 
 def leave_queue(dialog: Dialog) -> None:
-    """The dialog is closing or closed: no offer, no place in the queue, no one's load."""
+    """The dialog is closing or closed: no offer and no place in the queue. Its owner keeps
+    holding it (the status keeps it out of their load), so a client who reopens a closing
+    dialog puts it back into their load."""
     dialog.offered_to = []
     dialog.offered_at = None
     dialog.waiting_since = None
-    dialog.holder_id = None
+    dialog.holder_id = dialog.operator_id
 
 
 def requeue(dialog: Dialog, now: datetime) -> None:
@@ -286,7 +291,7 @@ async def rebalance_line(session: AsyncSession, line_id: int, now: datetime) -> 
     kept = {i for i, o in operators.items() if not o.fired}  # may keep what they accepted
     changed: set[int] = set()
     dialogs = await session.scalars(
-        select(Dialog).where(Dialog.line_id == line_id, Dialog.status.in_(OPEN_DIALOG_STATUSES))
+        select(Dialog).where(Dialog.line_id == line_id, Dialog.status.in_(_ROUTED))
     )
     for dialog in dialogs:
         if dialog.operator_id is not None:

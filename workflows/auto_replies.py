@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         CloseReason,
         CloseRequest,
         DialogState,
+        RatingOutcome,
         Routing,
     )
 
@@ -64,12 +65,11 @@ def awaits_rating(state: DialogState) -> bool:
     return state.rating_requested and state.rating is None
 
 
-async def record_rating(state: DialogState, rating: ClientRating) -> bool:
-    """Record the client's rating (refused with a message after the time limit); True when
-    the line closes dialogs on a rating (``close_on_rating``)."""
+async def record_rating(state: DialogState, rating: ClientRating) -> RatingOutcome:
+    """Record the client's rating (refused with a message after the time limit)."""
     outcome = await activity_calls.run_local(
         AutoReplyActivities.record_rating, rating.model_copy(update={"at": workflow.now()})
     )
     if outcome.recorded:
         state.rating = rating.value
-    return outcome.recorded and outcome.close_on_rating
+    return outcome

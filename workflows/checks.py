@@ -7,6 +7,12 @@ and the API answers 409 with the message.
 from workflows.models import FINAL_STATUSES, DialogState, OperatorAction
 
 
+def require_dialog(state: DialogState, dialog_id: int) -> None:
+    """The action names this run's dialog, not an earlier one of the chat."""
+    if dialog_id != state.dialog_id:
+        raise ValueError(f"dialog {dialog_id} has ended")
+
+
 def require_open(state: DialogState, closing_too: bool = False) -> None:
     """Actions need an open dialog; only a few make sense while it closes."""
     if state.status in FINAL_STATUSES or (state.status == "closing" and not closing_too):

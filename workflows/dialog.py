@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         OperatorAction,
         Pending,
         Projection,
+        RatingOutcome,
         Reply,
         Routing,
         RoutingRequest,
@@ -166,12 +167,15 @@ class DialogWorkflow:
     async def rate(self, rating: ClientRating) -> DialogState:
         """The client pressed like or dislike in the web chat while the dialog is closing."""
         async with self._lock:
-            self._updates += 1
-            await self._record_rating(rating)
+            self._recheck(self._validate_rate, rating)
+            outcome = await self._record_rating(rating)
+            if not outcome.recorded:
+                raise Conflict(outcome.reason)
             return self._current()
 
     @rate.validator
     def _validate_rate(self, rating: ClientRating) -> None:
+        checks.require_dialog(self._state, rating.dialog_id)
         if not auto_replies.awaits_rating(self._state) or self._state.status != "closing":
             raise ValueError(f"dialog {self._state.dialog_id} does not wait for a rating")
 
@@ -180,18 +184,19 @@ class DialogWorkflow:
     @workflow.update
     async def accept(self, action: OperatorAction) -> DialogState:
         async with self._lock:
-            self._updates += 1
+            self._recheck(self._validate_accept, action)
             await self._accept(action)
             return self._current()
 
     @accept.validator
     def _validate_accept(self, action: OperatorAction) -> None:
+        checks.require_dialog(self._state, action.dialog_id)
         checks.require_offered(self._state, action)
 
     @workflow.update
     async def skip(self, action: OperatorAction) -> DialogState:
         async with self._lock:
-            self._updates += 1
+            self._recheck(self._validate_skip, action)
             held = self._state.operator_id == action.operator_id
             routing = await self._database(DialogActivities.skip, self._stamped(action))
             self._state.operator_id = None
@@ -204,13 +209,14 @@ class DialogWorkflow:
 
     @skip.validator
     def _validate_skip(self, action: OperatorAction) -> None:
+        checks.require_dialog(self._state, action.dialog_id)
         checks.require_holder_or_offered(self._state, action)
 
     @workflow.update
     async def reply(self, reply: Reply) -> DialogState:
         """An operator's message (already stored by the API); accepts an unaccepted dialog."""
         async with self._lock:
-            self._updates += 1
+            self._recheck(self._validate_reply, reply)
             outcome = await self._database(DialogActivities.reply, self._stamped(reply))
             if outcome.routing is not None:
                 self._apply(outcome.routing)  # the line's state, and the owner if it accepted
@@ -231,6 +237,7 @@ class DialogWorkflow:
 
     @reply.validator
     def _validate_reply(self, reply: Reply) -> None:
+        checks.require_dialog(self._state, reply.dialog_id)
         state = self._state
         checks.require_open(state)
         if not state.line_active:
@@ -242,7 +249,7 @@ class DialogWorkflow:
     async def transfer(self, transfer: Transfer) -> DialogState:
         """To an operator, who owns it at once, or to another line's queue."""
         async with self._lock:
-            self._updates += 1
+            self._recheck(self._validate_transfer, transfer)
             outcome = await self._database(DialogActivities.transfer, self._stamped(transfer))
             if not outcome.ok or outcome.routing is None:
                 raise Conflict(outcome.reason)
@@ -258,6 +265,7 @@ class DialogWorkflow:
 
     @transfer.validator
     def _validate_transfer(self, transfer: Transfer) -> None:
+        checks.require_dialog(self._state, transfer.dialog_id)
         state = self._state
         checks.require_owner_or_supervisor(state, transfer)
         if (transfer.to_operator_id is None) == (transfer.to_line_id is None):
@@ -273,45 +281,48 @@ class DialogWorkflow:
     async def spam(self, action: OperatorAction) -> DialogState:
         """Closed as spam: no close text, no rating request."""
         async with self._lock:
-            self._updates += 1
+            self._recheck(self._validate_spam, action)
             if not await self._finish("spam", None):
                 raise Conflict(f"the client has just written to dialog {self._state.dialog_id}")
             return self._current()
 
     @spam.validator
     def _validate_spam(self, action: OperatorAction) -> None:
+        checks.require_dialog(self._state, action.dialog_id)
         checks.require_owner_or_supervisor(self._state, action, closing_too=True)
 
     @workflow.update
     async def pin(self, action: OperatorAction) -> DialogState:
         """Keep the dialog with its owner: no handover, no inactivity close (7 days instead)."""
         async with self._lock:
-            self._updates += 1
+            self._recheck(self._validate_pin, action)
             self._state.pinned = True
             await self._project()
             return self._current()
 
     @pin.validator
     def _validate_pin(self, action: OperatorAction) -> None:
+        checks.require_dialog(self._state, action.dialog_id)
         checks.require_owner(self._state, action)
 
     @workflow.update
     async def unpin(self, action: OperatorAction) -> DialogState:
         async with self._lock:
-            self._updates += 1
+            self._recheck(self._validate_unpin, action)
             self._state.pinned = False
             await self._project()
             return self._current()
 
     @unpin.validator
     def _validate_unpin(self, action: OperatorAction) -> None:
+        checks.require_dialog(self._state, action.dialog_id)
         checks.require_owner(self._state, action)
 
     @workflow.update
     async def close(self, action: OperatorAction) -> DialogState:
         """The close text and rating request go out; closed for good after ``rating_wait``."""
         async with self._lock:
-            self._updates += 1
+            self._recheck(self._validate_close, action)
             if self._v2:
                 await self._start_closing("operator")
             elif not await self._finish("closed", "operator"):
@@ -322,6 +333,7 @@ class DialogWorkflow:
 
     @close.validator
     def _validate_close(self, action: OperatorAction) -> None:
+        checks.require_dialog(self._state, action.dialog_id)
         checks.require_owner_or_supervisor(self._state, action)
 
     # ---- the main loop ------------------------------------------------------------------
@@ -403,15 +415,19 @@ class DialogWorkflow:
         """Do what is due: deadlines first, then routing, automatic texts, the projection."""
         state, pending = self._state, self._pending
         now = workflow.now()
+        if not self._v2:  # version 1 went by the deadlines worked out before it slept
+            return await self._step_v1(now)
         due = {name for name, at in self._current().deadlines.items() if now >= at}
         if state.status in FINAL_STATUSES:
             return
+        while pending.ratings and state.status not in FINAL_STATUSES:  # before rating_wait
+            await self._record_rating(pending.ratings.pop(0))
         if pending.line_deleted:
-            await self._finish("closed", "line_deleted")  # tried again until nothing is unseen
+            await self._close_for_good("line_deleted")  # tried again until nothing is unseen
         elif "rating_wait" in due:
-            await self._finish("closed", state.close_reason or "operator")
+            await self._close_for_good(state.close_reason or "operator")
         elif "expiry" in due:
-            await self._finish("closed", "expired")
+            await self._close_for_good("expired")
         elif "pinned" in due or "inactivity" in due:
             await self._start_closing("inactivity")
         elif "handover" in due:
@@ -446,10 +462,56 @@ class DialogWorkflow:
             if not state.off_hours_sent:
                 state.off_hours_sent = True
                 await auto_replies.send(state, "off_hours")
-        while pending.ratings and state.status not in FINAL_STATUSES:
-            await self._record_rating(pending.ratings.pop(0))
         if self._dirty:
             await self._project()
+
+    async def _step_v1(self, now: datetime) -> None:
+        """The step of version 1, kept as it was so its histories replay."""
+        state, pending = self._state, self._pending
+        if state.status in FINAL_STATUSES:
+            pass
+        elif pending.line_deleted:
+            await self._finish("closed", "line_deleted")
+        elif (expiry := state.deadlines.get("expiry")) and now >= expiry:
+            await self._finish("closed", "expired")
+        elif (handover := state.deadlines.get("handover")) and now >= handover:
+            assert self._routing is not None
+            request = RoutingRequest(
+                dialog_id=state.dialog_id, at=now, offered_at=self._routing.offered_at
+            )
+            self._apply(await self._database(DialogActivities.hand_over, request))
+        for flag, method in (
+            ("queue", DialogActivities.enter_queue),
+            ("wake", DialogActivities.current_routing),
+            ("check_owner", DialogActivities.check_owner),
+        ):
+            if getattr(pending, flag) and state.status not in FINAL_STATUSES:
+                setattr(pending, flag, False)
+                if flag == "queue":
+                    self._enter_queue_status()
+                request = RoutingRequest(dialog_id=state.dialog_id, at=now)
+                self._apply(await self._database(method, request))
+        if self._dirty:
+            await self._project()
+
+    def _recheck(self, validator: Callable[[Arg], None], argument: Arg) -> None:
+        """Check again under the lock: an update that waited for it may find the dialog
+        changed by the one before (a close before a reply). Counts the run's updates."""
+        self._updates += 1
+        if self._v2:
+            try:
+                validator(argument)
+            except ValueError as error:
+                raise Conflict(str(error)) from None
+
+    async def _close_for_good(self, reason: CloseReason) -> None:
+        """A timer or a deleted line closes the dialog; if the client has just written, wait
+        for that message (it reopens the dialog) rather than retrying at once."""
+        seen = self._state.client_messages
+        if not await self._finish("closed", reason):
+            await workflow.wait_condition(
+                lambda: self._state.client_messages != seen, timeout=timedelta(seconds=5)
+            )
 
     async def _start_closing(self, reason: CloseReason) -> None:
         await auto_replies.start_closing(self._state, reason)
@@ -457,11 +519,12 @@ class DialogWorkflow:
         if self._state.rating_wait == 0:
             await self._finish("closed", reason)  # refused if the client has just written
 
-    async def _record_rating(self, rating: ClientRating) -> None:
-        close_now = await auto_replies.record_rating(self._state, rating)
+    async def _record_rating(self, rating: ClientRating) -> RatingOutcome:
+        outcome = await auto_replies.record_rating(self._state, rating)
         self._dirty = True
-        if close_now:
+        if outcome.recorded and outcome.close_on_rating:
             await self._finish("closed", "rating")
+        return outcome
 
     # ---- helpers ------------------------------------------------------------------------
 

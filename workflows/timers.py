@@ -1,8 +1,9 @@
 """A dialog's timers: when each is due, worked out from its state and its line's rules.
 
 The names are those of lifecycle.md; ``GET /v1/dialogs/{id}`` lists them as ``deadlines``.
-The main loop of ``DialogWorkflow`` sleeps until the nearest one, so every timer is a
-workflow timer, and a deadline that moves (a new message) re-arms it.
+The main loop of ``DialogWorkflow`` keeps one workflow timer for the nearest deadline and
+looks again whenever a deadline comes before it or the timer rings, so a deadline that moves
+(a new message) is always kept.
 """
 
 from datetime import datetime, timedelta

@@ -87,7 +87,7 @@ async def update_agreement(
     agreement_id: int, body: AgreementUpdate, session: Session, _: Admin
 ) -> AgreementOut:
     """A new text is a new version; clients who consented to an older one keep that record."""
-    agreement = await get_or_404(session, Agreement, agreement_id, "agreement")
+    agreement = await get_or_404(session, Agreement, agreement_id, "agreement", lock=True)
     if body.name is not None:
         agreement.name = body.name
     if body.text is not None and body.text != agreement.text:

@@ -62,10 +62,12 @@ async def run_update(
     update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState],
     argument: BaseModel,
 ) -> DialogState:
-    """Apply the action in the dialog's workflow; its refusals become 409s."""
-    handle = client.get_workflow_handle_for(
-        DialogWorkflow.run, workflow_id(dialog.chat_id), run_id=dialog.run_id
-    )
+    """Apply the action in the dialog's workflow; its refusals become 409s.
+
+    The chat's current run gets it (a long dialog continues as new under the same id); an
+    action for a dialog whose run has ended is refused by the next dialog's validators.
+    """
+    handle = client.get_workflow_handle_for(DialogWorkflow.run, workflow_id(dialog.chat_id))
     try:
         return await handle.execute_update(update, argument)
     except WorkflowUpdateFailedError as error:

@@ -156,7 +156,8 @@ async def live_state(client: Client, dialog: Dialog) -> DialogState | None:
     if dialog.status in ("closed", "spam"):
         return None
     handle = client.get_workflow_handle_for(
-        DialogWorkflow.run, workflow_id(dialog.chat_id), run_id=dialog.run_id
+        DialogWorkflow.run,
+        workflow_id(dialog.chat_id),  # the current run, if still this dialog
     )
     try:
         state: DialogState = await handle.query(DialogWorkflow.state)

@@ -107,7 +107,7 @@ async def test_a_closed_dialog_is_closed_in_the_database_and_in_the_result(harne
         row = await session.get(Dialog, closed.dialog_id)
     assert row is not None
     assert (row.status, row.close_reason, row.operator_id) == ("closed", "operator", a)
-    assert row.closed_at is not None and row.offered_to == [] and row.holder_id is None
+    assert row.closed_at is not None and row.offered_to == [] and row.waiting_since is None
 
 
 async def test_a_client_message_after_the_close_starts_a_new_dialog_in_the_chat(

@@ -125,3 +125,36 @@ async def test_the_limit_does_not_apply_to_distribution_all(harness: Harness):
         await harness.accept(dialog, a)
     third = await harness.client_writes(channel, "chat-3")
     await harness.offered(third, [a, b])  # a holds two already, the limit is one
+
+
+async def test_a_closing_dialog_reopened_by_its_client_counts_again(harness: Harness):
+    (a,) = await harness.operators(1)
+    channel = await harness.line(
+        [a], max_dialogs_per_operator=1, not_counted="closed", handover_after=3600
+    )
+    first = await taken(harness, channel, "chat-1", a)
+    closing = await harness.close(first, a)
+    assert closing.status == "closing"
+    second = await taken(harness, channel, "chat-2", a)  # the closing one freed the place
+    await harness.close(second, a)
+
+    await harness.client_writes(channel, "chat-1", "One more question")
+
+    reopened = await harness.row_shows(first, "client_waiting")
+    assert (reopened.operator_id, reopened.holder_id) == (a, a)  # back in a's load
+    waiting = await harness.client_writes(channel, "chat-3")
+    await harness.waiting(waiting)  # a is at the limit again
+
+
+async def test_firing_an_operator_leaves_their_closing_dialogs_closing(harness: Harness):
+    a, b = await harness.operators(2)
+    channel = await harness.line([a, b], handover_after=3600)
+    dialog = await taken(harness, channel, "chat-1", a)
+    closing = await harness.close(dialog, a)
+
+    await harness.operator_changes(a, fired=True)
+
+    row = await harness.dialog_row(closing.dialog_id)
+    assert (row.status, row.offered_to, row.waiting_since) == ("closing", [], None)
+    state = await harness.state(dialog)
+    assert (state.status, state.offered_to) == ("closing", [])
