@@ -8,6 +8,11 @@ nearest deadline (``workflows/timers.py``) and does what is due.
 Who may accept the dialog is decided by the routing transaction in the database (it sees
 every operator's load); the workflow asks for offers, keeps the timers and owns the status.
 The words of every automatic text come from the line's settings when it is sent.
+
+Temporal wants every signal, update and validator to be a method of this class, which is
+why it is long; what can stand alone lives beside it: ``timers`` (when each timer is due),
+``alarm`` (the one timer that waits for them), ``checks`` (who may act), ``auto_replies``
+(texts, closing, ratings) and ``visibility`` (the Temporal UI).
 """
 
 import asyncio
@@ -21,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.dialogs import DialogActivities
     from workflows import activity_calls, auto_replies, checks, timers
+    from workflows.alarm import Alarm
     from workflows.models import (
         FINAL_STATUSES,
         Carried,
@@ -86,8 +92,7 @@ class DialogWorkflow:
         self._dirty = True  # the projection in the database is behind
         self._updates = 0
         self._published: Published | None = None
-        self._alarm: asyncio.Future[None] | None = None  # the timer of the nearest deadline
-        self._alarm_at: datetime | None = None
+        self._alarm = Alarm()  # the timer of the nearest deadline (version 2)
         self._lock = asyncio.Lock()  # one activity-backed change at a time
         for message in start.pending:
             self.client_message(message)
@@ -344,7 +349,7 @@ class DialogWorkflow:
             deadline = min(self._current().deadlines.values(), default=None)
             self._published = publish(self._state, self._published)
             if self._v2:
-                self._arm_alarm(deadline)
+                self._alarm.set_for(deadline)
                 await workflow.wait_condition(
                     lambda: (
                         self._has_work() or self._alarm_is_stale() or self._history_is_long(start)
@@ -377,33 +382,9 @@ class DialogWorkflow:
             )
         return self._state
 
-    def _arm_alarm(self, deadline: datetime | None) -> None:
-        """One timer for the nearest deadline, kept while no deadline comes before it.
-
-        A deadline that moves later (each client message moves the expiry) keeps the timer
-        set for the old one: it rings early, finds nothing due and is set again. That costs
-        history events only when it rings, instead of a cancel and a new timer per event.
-        """
-        if self._alarm is not None and self._alarm.done():
-            self._alarm, self._alarm_at = None, None  # it rang
-        if deadline is None:
-            return
-        alarm = self._alarm
-        if alarm is not None and not alarm.done():
-            if self._alarm_at is not None and self._alarm_at <= deadline:
-                return
-            alarm.cancel()
-        self._alarm_at = deadline
-        seconds = (deadline - workflow.now()).total_seconds()
-        self._alarm = asyncio.ensure_future(asyncio.sleep(max(seconds, 0)))
-
     def _alarm_is_stale(self) -> bool:
-        """The alarm rang, or a deadline now comes before it (a reply starts a timer)."""
-        if self._alarm is not None and self._alarm.done():
-            return True
         due = timers.deadlines(self._state, self._routing, self._v2).values()
-        nearest = min(due, default=None)
-        return nearest is not None and (self._alarm_at is None or nearest < self._alarm_at)
+        return self._alarm.is_stale(min(due, default=None))
 
     def _has_work(self) -> bool:
         pending = self._pending
