@@ -34,6 +34,11 @@ from workflows.models import ClientRating, DialogState, OperatorAction, Reply
 _ids = count(1)
 
 
+def on_time(actual: datetime | None, deadline: datetime) -> bool:
+    """A timer fired within 1 s of its deadline (activities take real time meanwhile)."""
+    return actual is not None and deadline <= actual < deadline + timedelta(seconds=1)
+
+
 class Harness:
     def __init__(
         self,
@@ -177,6 +182,17 @@ class Harness:
             line.settings = {**line.settings, "queue": queue}
             await session.flush()
             await routing.rebalance_line(session, line_id, await self.now())
+
+    async def answered(
+        self, settings: dict[str, Any]
+    ) -> tuple[Channel, WorkflowHandle[Any, Any], int, DialogState]:
+        """A dialog in chat ``chat-1`` that the only operator of a fresh line (``settings``
+        for its other groups) has answered: the channel, the handle, the operator, the state."""
+        (operator,) = await self.operators(1)
+        channel = await self.line([operator], settings, handover_after=3600)
+        dialog = await self.client_writes(channel, "chat-1")
+        await self.offered(dialog, [operator])
+        return channel, dialog, operator, await self.reply(dialog, operator)
 
     async def client_writes(
         self, channel: Channel, chat: str, text: str = "Hello"

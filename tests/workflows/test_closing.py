@@ -1,13 +1,13 @@
 """Closing a dialog: the close text and rating request, the rating wait, a client who writes
 again while it closes, spam, inactivity and pinned dialogs."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
 from core.models import Channel
-from tests.workflows.harness import Harness
+from tests.workflows.harness import Harness, on_time
 from workflows.dialog import DialogWorkflow
 from workflows.models import DialogState, OperatorAction
 
@@ -23,20 +23,10 @@ TEXTS: dict[str, Any] = {
 INACTIVITY = {"inactivity": {"after": 3600, "action": "text", "text": IDLE}}
 
 
-def on_time(actual: datetime | None, deadline: datetime) -> bool:
-    """A timer fires within 1 s of its deadline (activities take real time meanwhile)."""
-    return actual is not None and deadline <= actual < deadline + timedelta(seconds=1)
-
-
 async def answered_dialog(
     harness: Harness, settings: dict[str, Any]
 ) -> tuple[Channel, WorkflowHandle[Any, Any], int, DialogState]:
-    """A dialog in chat ``chat-1`` that the only operator of a fresh line has answered."""
-    (a,) = await harness.operators(1)
-    channel = await harness.line([a], {**TEXTS, **settings}, handover_after=3600)
-    dialog = await harness.client_writes(channel, "chat-1")
-    await harness.offered(dialog, [a])
-    return channel, dialog, a, await harness.reply(dialog, a)
+    return await harness.answered({**TEXTS, **settings})
 
 
 async def act(handle: WorkflowHandle[Any, Any], update: Any, operator_id: int) -> DialogState:

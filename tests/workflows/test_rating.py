@@ -2,7 +2,7 @@
 late rating after the close, the time limit, and a 1 that is no rating at all."""
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,7 +11,7 @@ from temporalio.service import RPCError
 
 from activities.auto_replies import RATING_TOO_LATE
 from core.models import Channel, Dialog, Message
-from tests.workflows.harness import Harness
+from tests.workflows.harness import Harness, on_time
 from workflows.late_rating import LateRatingWorkflow
 from workflows.models import DialogState, RatingOutcome
 
@@ -31,20 +31,11 @@ def rating(**fields: Any) -> dict[str, Any]:
     return {"rating": {"text_texts": texts, "widget_texts": texts, **fields}}
 
 
-def on_time(actual: datetime | None, deadline: datetime) -> bool:
-    """A timer fires within 1 s of its deadline (activities take real time meanwhile)."""
-    return actual is not None and deadline <= actual < deadline + timedelta(seconds=1)
-
-
 async def closed_by_operator(
     harness: Harness, settings: dict[str, Any]
 ) -> tuple[Channel, WorkflowHandle[Any, Any], int, DialogState]:
     """A dialog in chat ``chat-1``, answered and then closed by the line's only operator."""
-    (a,) = await harness.operators(1)
-    channel = await harness.line([a], {**TEXTS, **settings}, handover_after=3600)
-    dialog = await harness.client_writes(channel, "chat-1")
-    await harness.offered(dialog, [a])
-    await harness.reply(dialog, a)
+    channel, dialog, a, _ = await harness.answered({**TEXTS, **settings})
     return channel, dialog, a, await harness.close(dialog, a)
 
 
