@@ -412,29 +412,13 @@ class DialogWorkflow:
         elif "pinned" in due or "inactivity" in due:
             await self._start_closing("inactivity")
         elif "handover" in due:
-            assert self._routing is not None
-            request = RoutingRequest(
-                dialog_id=state.dialog_id, at=now, offered_at=self._routing.offered_at
-            )
-            self._apply(await self._database(DialogActivities.hand_over, request))
+            await self._hand_over(now)
         elif "no_answer" in due:
             state.no_answer_sent = True
             await auto_replies.send(state, "no_answer")
         if state.status in FINAL_STATUSES:
             return
-        if pending.queue:
-            pending.queue = False
-            self._enter_queue_status()
-            request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await self._database(DialogActivities.enter_queue, request))
-        if pending.wake:
-            pending.wake = False
-            request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await self._database(DialogActivities.current_routing, request))
-        if pending.check_owner:
-            pending.check_owner = False
-            request = RoutingRequest(dialog_id=state.dialog_id, at=now)
-            self._apply(await self._database(DialogActivities.check_owner, request))
+        await self._route_pending(now)
         if pending.greeting:
             message_ids, pending.greeting = pending.greeting, []
             await auto_replies.greet(state, self._routing, message_ids)
@@ -456,11 +440,23 @@ class DialogWorkflow:
         elif (expiry := state.deadlines.get("expiry")) and now >= expiry:
             await self._finish("closed", "expired")
         elif (handover := state.deadlines.get("handover")) and now >= handover:
-            assert self._routing is not None
-            request = RoutingRequest(
-                dialog_id=state.dialog_id, at=now, offered_at=self._routing.offered_at
-            )
-            self._apply(await self._database(DialogActivities.hand_over, request))
+            await self._hand_over(now)
+        await self._route_pending(now)
+        if self._dirty:
+            await self._project()
+
+    async def _hand_over(self, now: datetime) -> None:
+        """Nobody accepted the offer in time: it moves on by the line's distribution mode."""
+        assert self._routing is not None
+        request = RoutingRequest(
+            dialog_id=self._state.dialog_id, at=now, offered_at=self._routing.offered_at
+        )
+        self._apply(await self._database(DialogActivities.hand_over, request))
+
+    async def _route_pending(self, now: datetime) -> None:
+        """The routing the dialog owes itself: join the queue (a new or reopened dialog),
+        re-read its offer (a wake-up), check its owner is still there (a client message)."""
+        state, pending = self._state, self._pending
         for flag, method in (
             ("queue", DialogActivities.enter_queue),
             ("wake", DialogActivities.current_routing),
@@ -472,8 +468,6 @@ class DialogWorkflow:
                     self._enter_queue_status()
                 request = RoutingRequest(dialog_id=state.dialog_id, at=now)
                 self._apply(await self._database(method, request))
-        if self._dirty:
-            await self._project()
 
     def _recheck(self, validator: Callable[[Arg], None], argument: Arg) -> None:
         """Check again under the lock: an update that waited for it may find the dialog
