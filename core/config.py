@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,18 @@ class Settings(BaseSettings):
     max_lines: int = Field(0, ge=0, description="Cap on the number of lines; 0 = no cap")
     max_history_events: int = Field(
         10_000, ge=100, description="A dialog's run continues as new after this many events"
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of this API, used in notification links"
+    )
+    crm: Literal["builtin", "bitrix24"] = Field(
+        "builtin", description="Where leads go: the built-in CRM or Bitrix24"
+    )
+    bitrix24_webhook_url: str = Field(
+        "", description="Bitrix24 inbound-webhook URL (https://<portal>/rest/<user>/<token>/)"
+    )
+    default_phone_region: str = Field(
+        "US", description="Region for phone numbers written without a country code"
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)

@@ -153,6 +153,8 @@ class Chat(Base):
     consent_agreement_id: Mapped[int | None]
     consent_version: Mapped[int | None]
     consent_after_message_id: Mapped[int | None]
+    # The CRM contact the chat tracker recognised the client as.
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
 
 
 _UNOFFERED = text("waiting_since IS NOT NULL AND offered_at IS NULL AND operator_id IS NULL")
@@ -209,6 +211,17 @@ class Dialog(Base):
     client_rated_at: Mapped[datetime | None]
     supervisor_rating: Mapped[int | None]
     supervisor_comment: Mapped[str | None] = mapped_column(String)
+    # CRM: the client's contact; whether the client was known when the session started
+    # (a known client gets no lead); whether a lead was asked for (one per dialog).
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    client_known: Mapped[bool] = mapped_column(Boolean, default=False)
+    lead_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # KPI: seconds from a client message to the operator reply that answered it.
+    first_answer_s: Mapped[int | None]
+    total_answer_s: Mapped[int] = mapped_column(Integer, default=0)
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+    max_answer_s: Mapped[int | None]
+    kpi_overdue: Mapped[int] = mapped_column(Integer, default=0)  # overdue KPI items
 
 
 _CLIENT_MESSAGE = text("external_id IS NOT NULL")
@@ -269,7 +282,8 @@ class Outbox(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # "message", "wake", "line_deleted" (to a dialog) or "vacation" (to an operator)
+    # "message", "rating", "wake", "line_deleted", "lead" (create the dialog's lead),
+    # "lead_owner" (tell the CRM the lead's new responsible) or "vacation" (to an operator)
     kind: Mapped[str] = mapped_column(String(16))
     dialog_id: Mapped[int | None] = mapped_column(ForeignKey("dialogs.id"))
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
@@ -338,6 +352,10 @@ class Consent(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+
+# The tables of the CRM and of events live beside their code; one metadata holds them all.
+from core.crm import models as _crm_models  # noqa: E402, F401
+from core.events import models as _event_models  # noqa: E402, F401
 
 CLOSED_DIALOG_STATUSES: tuple[str, ...] = FINAL_STATUSES
 OPEN_DIALOG_STATUSES = tuple(s for s in get_args(Status) if s not in FINAL_STATUSES)

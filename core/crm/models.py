@@ -1,0 +1,62 @@
+"""CRM tables: a contact, the identities that recognise it, and leads."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.models import Base, utcnow
+
+
+class Contact(Base):
+    """A client as the CRM knows them, whichever channels they write from."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    # The operator who looks after this client (``crm.forward_to_responsible``).
+    responsible_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operators.id", ondelete="SET NULL")
+    )
+    # The contact was merged into another one; its identities and chats moved there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContactIdentity(Base):
+    """One way to recognise a contact: a phone (E.164), an email (case-folded) or a channel
+    identity (``<channel_id>:<external_id>``). Each value belongs to one contact."""
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_contact_identities_kind_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # phone | email | channel
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lead(Base):
+    """A sales lead; at most one per dialog (the dialog that created it)."""
+
+    __tablename__ = "leads"
+    __table_args__ = (Index("ix_leads_contact", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    responsible_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operators.id", ondelete="SET NULL")
+    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    dialog_id: Mapped[int | None] = mapped_column(ForeignKey("dialogs.id"), unique=True)
+    # The lead's id in an external CRM (Bitrix24), when that is the CRM in use.
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,42 @@
+"""Record an event in the transaction of the change it reports.
+
+Committed with the change or not at all, so the SSE stream and webhooks never report what
+did not happen, and never miss what did.
+"""
+
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.events.models import Event
+
+EventType = Literal[
+    "dialog.created",
+    "dialog.offered",
+    "dialog.accepted",
+    "dialog.transferred",
+    "dialog.closed",
+    "message.created",
+    "kpi.overdue",
+    "lead.created",
+    "notification.created",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+
+
+def record(
+    session: AsyncSession,
+    type: EventType,
+    *,
+    dialog_id: int | None = None,
+    operator_ids: list[int] | None = None,
+    **data: Any,
+) -> None:
+    """Add an event; ``operator_ids`` are the operators whose consoles (SSE) show it.
+
+    ``data`` holds ids and facts, JSON-ready (times as ISO strings).
+    """
+    payload = {"dialog_id": dialog_id, **data} if dialog_id is not None else dict(data)
+    session.add(
+        Event(type=type, dialog_id=dialog_id, operator_ids=list(operator_ids or []), data=payload)
+    )
