@@ -181,6 +181,14 @@ class ClientTurn(BaseModel):
     at: datetime
 
 
+class Tracked(BaseModel):
+    """What the chat tracker made of new client messages (``activities/chat_tracker.py``)."""
+
+    contact_id: int | None = None
+    client_known: bool = False  # recognised at session start (or merged into a known contact)
+    lead_requested: bool = False  # a lead is (now or already) owed for this dialog
+
+
 class Greeting(BaseModel):
     off_hours_sent: bool
     consent_pending: bool
