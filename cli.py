@@ -67,8 +67,11 @@ def _keys_create(args: argparse.Namespace) -> int:
     from core.api_keys import issue_key
     from core.db import create_engine, session_factory
 
-    if (args.role == "operator") != (args.operator_id is not None):
-        print("--operator-id is required for, and only for, --role operator", file=sys.stderr)
+    if args.role == "operator" and args.operator_id is None:
+        print("--operator-id is required for --role operator", file=sys.stderr)
+        return 2
+    if args.role not in ("operator", "supervisor") and args.operator_id is not None:
+        print("--operator-id binds only operator and supervisor keys", file=sys.stderr)
         return 2
     if (args.role == "bot") != (args.bot_id is not None):
         print("--bot-id is required for, and only for, --role bot", file=sys.stderr)

@@ -19,8 +19,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.inbound import rating_reply
+from core.events.dispatch import dispatch_batch
+from core.inbound import may_hold_contact, rating_reply
 from core.models import Dialog, Message, Operator, Outbox
+from workflows.crm_sync import CrmSyncWorkflow, CrmTask
+from workflows.crm_sync import workflow_id as crm_workflow_id
 from workflows.dialog import DialogWorkflow, workflow_id
 from workflows.late_rating import LateRatingWorkflow
 from workflows.late_rating import workflow_id as late_rating_workflow_id
@@ -117,7 +120,9 @@ async def _deliver_in_order(
     delivered: list[int] = []
     for outbox, dialog, message, operator in rows:
         try:
-            if dialog is not None and message is not None and outbox.kind == "rating":
+            if dialog is not None and outbox.kind in ("lead", "lead_owner"):
+                await _crm_sync(client, task_queue, outbox, dialog)
+            elif dialog is not None and message is not None and outbox.kind == "rating":
                 await _late_rating(client, task_queue, dialog, message)
             elif dialog is not None and message is not None:
                 await _client_message(client, task_queue, max_history_events, dialog, message)
@@ -154,6 +159,7 @@ async def _client_message(
                 dialog_id=dialog.id,
                 sent_at=message.created_at,
                 rating=rating_reply(dialog.channel_type, message.text),
+                contact_hint=may_hold_contact(message.text),
             )
         ],
     )
@@ -174,6 +180,26 @@ async def _late_rating(client: Client, task_queue: str, dialog: Dialog, message:
         )
     except WorkflowAlreadyStartedError:
         pass  # delivered before
+
+
+async def _crm_sync(client: Client, task_queue: str, outbox: Outbox, dialog: Dialog) -> None:
+    """Create the dialog's lead, or tell the external CRM its new responsible, apart from the
+    dialog: a CRM outage delays the lead, never the dialog."""
+    task = CrmTask(
+        kind="create_lead" if outbox.kind == "lead" else "reassign_lead",
+        dialog_id=dialog.id,
+        request_id=outbox.id,
+    )
+    try:
+        await client.start_workflow(
+            CrmSyncWorkflow.run,
+            task,
+            id=crm_workflow_id(task),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # one lead per dialog: asked for before
 
 
 async def _signal(client: Client, dialog: Dialog, kind: str) -> None:
@@ -220,6 +246,7 @@ async def run(
     while not stop.is_set():
         try:
             delivered = await deliver_batch(sessions, client, task_queue, max_history_events)
+            delivered += await dispatch_batch(sessions, client, task_queue)
         except Exception:
             log.exception("outbox relay failed; retrying")
             delivered = 0

@@ -9,37 +9,61 @@ import logging
 import signal
 from datetime import timedelta
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 import relay
 from activities.auto_replies import AutoReplyActivities
+from activities.chat_tracker import ChatTrackerActivities
+from activities.crm import CrmActivities
 from activities.dialogs import DialogActivities
+from activities.kpi import KpiActivities
 from activities.operators import OperatorActivities
+from activities.webhooks import WebhookActivities
 from core.config import Settings, get_settings
+from core.crm.backends import BuiltinCrm, CrmBackend, backend_for
 from core.db import create_engine, session_factory
 from core.temporal import connect
+from workflows.crm_sync import CrmSyncWorkflow
 from workflows.dialog import DialogWorkflow
 from workflows.late_rating import LateRatingWorkflow
 from workflows.vacation import VacationWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("openlines.worker")
 
 SHUTDOWN_GRACE = timedelta(seconds=10)
+# Under the CRM activities' start_to_close (30 s), so an attempt ends before the next starts.
+CRM_HTTP_TIMEOUT_S = 10.0
 
 
 def build_worker(
-    client: Client, task_queue: str, sessions: async_sessionmaker[AsyncSession]
+    client: Client,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    config: Settings | None = None,
+    crm: CrmBackend | None = None,
 ) -> Worker:
     """A worker for every workflow and activity of openlines."""
     dialogs = DialogActivities(sessions)
     operators = OperatorActivities(sessions)
     auto_replies = AutoReplyActivities(sessions)
+    config = config or Settings()
+    chat_tracker = ChatTrackerActivities(sessions, config.default_phone_region)
+    kpi = KpiActivities(sessions, config.public_url)
+    leads = CrmActivities(sessions, crm or BuiltinCrm())
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[DialogWorkflow, LateRatingWorkflow, VacationWorkflow],
+        workflows=[
+            DialogWorkflow,
+            LateRatingWorkflow,
+            VacationWorkflow,
+            CrmSyncWorkflow,
+            WebhookDeliveryWorkflow,
+        ],
         # On shutdown, let running activities finish their transaction instead of cutting it
         # off: a cancelled SQLite transaction can keep the database locked for everyone.
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
@@ -58,6 +82,11 @@ def build_worker(
             auto_replies.send_text,
             auto_replies.start_closing,
             auto_replies.record_rating,
+            chat_tracker.track,
+            kpi.overdue,
+            leads.create_lead,
+            leads.reassign_lead,
+            WebhookActivities(sessions).deliver,
         ],
     )
 
@@ -68,7 +97,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     try:
-        async with build_worker(client, settings.task_queue, sessions):
+        async with (
+            httpx.AsyncClient(timeout=CRM_HTTP_TIMEOUT_S) as http,
+            build_worker(
+                client, settings.task_queue, sessions, settings, backend_for(settings, http)
+            ),
+        ):
             log.info(
                 "worker polling task queue %r on %s (namespace %s)",
                 settings.task_queue,

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from core import routing
+from core.crm import forwarding, leads
+from core.events.publish import record
 from core.line_settings import LineSettings
 from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message, Operator
 from core.worktime import is_working_time
@@ -43,6 +45,8 @@ async def routing_of(
         inactivity_after=settings.inactivity.after,
         off_hours_text=settings.worktime.enabled and settings.worktime.off_hours_action == "text",
         nobody_available=await routing.nobody_available(session, dialog, settings, at),
+        kpi_first_answer=settings.kpi.first_answer.limit,
+        kpi_further_answer=settings.kpi.further_answer.limit,
     )
 
 
@@ -55,6 +59,29 @@ def take(dialog: Dialog, action: OperatorAction) -> bool:
     dialog.waiting_since = None
     dialog.accepted_at = action.at or datetime.now(UTC)
     return True
+
+
+def accepted(session: AsyncSession, dialog: Dialog) -> None:
+    """Tell the operator's console (and webhooks) the dialog is theirs."""
+    operator_ids = [dialog.operator_id] if dialog.operator_id else []
+    record(session, "dialog.accepted", dialog_id=dialog.id, operator_ids=operator_ids)
+
+
+def transferred(
+    session: AsyncSession,
+    dialog: Dialog,
+    to_operator_id: int | None = None,
+    to_line_id: int | None = None,
+) -> None:
+    operator_ids = [to_operator_id] if to_operator_id else []
+    record(
+        session,
+        "dialog.transferred",
+        dialog_id=dialog.id,
+        operator_ids=operator_ids,
+        to_operator_id=to_operator_id,
+        to_line_id=to_line_id,
+    )
 
 
 class DialogActivities:
@@ -83,7 +110,8 @@ class DialogActivities:
             if dialog.operator_id is None and not dialog.offered_to:
                 routing.withdraw_offer(dialog, request.at)
                 dialog.status = "queued"
-                await routing.serve_queue(session, dialog, settings, request.at)
+                if not await forwarding.offer_to_responsible(session, dialog, settings, request.at):
+                    await routing.serve_queue(session, dialog, settings, request.at)
             return await routing_of(session, dialog, settings, request.at)
 
     @activity.defn
@@ -135,6 +163,7 @@ class DialogActivities:
                     routing=await routing_of(session, dialog, settings, at),
                 )
             dialog.status = "accepted"
+            accepted(session, dialog)
             return ActionOutcome(ok=True, routing=await routing_of(session, dialog, settings, at))
 
     @activity.defn
@@ -167,6 +196,10 @@ class DialogActivities:
                 dialog.waiting_since = None
                 dialog.accepted_at = at
                 dialog.status = "accepted"
+                dialog.outside_queue = True  # theirs, member of the queue or not
+                transferred(session, dialog, to_operator_id=target.id)
+                if settings.crm.transfer_changes_responsible:
+                    await leads.responsible_changed(session, dialog, target.id)
                 await routing.serve_queue(session, dialog, settings, at)  # the old owner's place
                 return ActionOutcome(
                     ok=True, routing=await routing_of(session, dialog, settings, at)
@@ -182,6 +215,7 @@ class DialogActivities:
             dialog.waiting_since = None  # joins the new line's queue now, at its end
             routing.requeue(dialog, at)
             dialog.status = "queued"
+            transferred(session, dialog, to_line_id=dialog.line_id)
             freed = await routing.assign_waiting(session, old_line, settings, at)
             routing.wake(session, freed.to_wake)
             await routing.serve_queue(session, dialog, new_settings, at)
@@ -200,14 +234,29 @@ class DialogActivities:
                 return ActionOutcome(
                     ok=False, reason=reason, routing=await routing_of(session, dialog, settings, at)
                 )
-            if dialog.operator_id != reply.operator_id and not take(dialog, reply):
-                return ActionOutcome(
-                    ok=False,
-                    reason=f"dialog {dialog.id} is not offered to operator {reply.operator_id}",
-                    routing=await routing_of(session, dialog, settings, at),
-                )
+            if dialog.operator_id != reply.operator_id:
+                if not take(dialog, reply):
+                    return ActionOutcome(
+                        ok=False,
+                        reason=f"dialog {dialog.id} is not offered to operator {reply.operator_id}",
+                        routing=await routing_of(session, dialog, settings, at),
+                    )
+                accepted(session, dialog)
+            if reply.kpi is not None:  # the workflow's numbers: written as they are, not added
+                dialog.first_answer_s = reply.kpi.first_answer_s
+                dialog.total_answer_s = reply.kpi.total_answer_s
+                dialog.answers = reply.kpi.answers
+                dialog.max_answer_s = reply.kpi.max_answer_s
             dialog.answered = True
             dialog.status = "operator_replied"
+            record(  # the API stored the message; it stands now that the reply is accepted
+                session,
+                "message.created",
+                dialog_id=dialog.id,
+                operator_ids=[reply.operator_id] if reply.operator_id else [],
+                message_id=reply.message_id,
+                author="operator",
+            )
             # Under `answered` and `awaiting_client` the reply frees a place in the limit.
             await routing.serve_queue(session, dialog, settings, at)
             return ActionOutcome(
@@ -242,6 +291,14 @@ class DialogActivities:
                 dialog.closed_at = projection.closed_at
                 routing.leave_queue(dialog)
                 if was_open:
+                    record(
+                        session,
+                        "dialog.closed",
+                        dialog_id=dialog.id,
+                        operator_ids=[dialog.operator_id] if dialog.operator_id else [],
+                        status=projection.status,
+                        close_reason=projection.close_reason,
+                    )
                     await routing.serve_queue(
                         session, dialog, settings, projection.closed_at or datetime.now(UTC)
                     )

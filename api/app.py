@@ -10,14 +10,19 @@ from api.routes import (
     agreements,
     api_keys,
     channels,
+    crm,
     departments,
     dialog_actions,
     dialogs,
+    events,
     inbound,
+    kpi,
     lines,
+    notifications,
     operators,
     ratings,
     service,
+    webhooks,
 )
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
@@ -57,9 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys,
         inbound,
         dialogs,
+        kpi,
         dialog_actions,
         ratings,
         agreements,
+        crm,
+        webhooks,
+        notifications,
+        events,
     ):
         app.include_router(module.router)
     return app

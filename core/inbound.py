@@ -5,6 +5,7 @@ answers, and the relay delivers the row to the dialog's workflow. A channel that
 same message twice (same ``external_id`` in the same chat) gets the first copy's ids back.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.events.publish import record
 from core.models import CLOSED_DIALOG_STATUSES, Channel, Chat, Dialog, Message, Outbox
 from workflows.models import RatingValue
 
@@ -39,6 +41,28 @@ class InboundMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chat: InboundChat
     message: InboundText
+
+
+# Digits enough for a phone number, or an at sign: the chat tracker should read the text.
+_CONTACT_HINT = re.compile(r"@|\d(?:[\s().-]*\d){6}")
+
+
+def may_hold_contact(text: str) -> bool:
+    """A cheap first look: might the text hold a phone number or an email?"""
+    return _CONTACT_HINT.search(text) is not None
+
+
+def message_created(session: AsyncSession, dialog: Dialog, message: Message) -> None:
+    """The ``message.created`` event, shown to whoever holds or is offered the dialog."""
+    operator_ids = [dialog.operator_id] if dialog.operator_id else list(dialog.offered_to or [])
+    record(
+        session,
+        "message.created",
+        dialog_id=dialog.id,
+        operator_ids=operator_ids,
+        message_id=message.id,
+        author=message.author,
+    )
 
 
 def rating_reply(channel_type: str, text: str) -> RatingValue | None:
@@ -118,6 +142,14 @@ async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage
         )
         session.add(dialog)
         await session.flush()
+        record(
+            session,
+            "dialog.created",
+            dialog_id=dialog.id,
+            line_id=dialog.line_id,
+            chat_id=chat.id,
+            channel_type=channel.type,
+        )
     message = Message(
         chat_id=chat.id,
         dialog_id=dialog.id,
@@ -128,6 +160,7 @@ async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage
     session.add(message)
     await session.flush()
     session.add(Outbox(kind=kind, dialog_id=dialog.id, message_id=message.id))
+    message_created(session, dialog, message)
     return Filed(dialog.id, chat.id, message.id, duplicate=False)
 
 

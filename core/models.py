@@ -216,6 +216,9 @@ class Dialog(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     client_known: Mapped[bool] = mapped_column(Boolean, default=False)
     lead_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Offered or handed to an operator outside the line's queue (the client's responsible,
+    # or a transfer): rebalancing the queue leaves that operator's hold alone.
+    outside_queue: Mapped[bool] = mapped_column(Boolean, default=False)
     # KPI: seconds from a client message to the operator reply that answered it.
     first_answer_s: Mapped[int | None]
     total_answer_s: Mapped[int] = mapped_column(Integer, default=0)
@@ -234,6 +237,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_dialog", "dialog_id", "id"),
+        Index("ix_messages_operator", "operator_id", "created_at"),  # operators' KPI
         Index(
             "uq_messages_chat_external",
             "chat_id",

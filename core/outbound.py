@@ -8,6 +8,7 @@ it answers, so an activity that runs twice sends it once.
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.inbound import message_created
 from core.models import Dialog, Message
 
 
@@ -16,14 +17,14 @@ async def send_text(session: AsyncSession, dialog: Dialog, key: str, text: str) 
     key = f"{dialog.id}:{key}"
     if await session.scalar(select(Message.id).where(Message.outbound_key == key)) is not None:
         return False
-    session.add(
-        Message(
-            chat_id=dialog.chat_id,
-            dialog_id=dialog.id,
-            author="system",
-            outbound_key=key,
-            text=text,
-        )
+    message = Message(
+        chat_id=dialog.chat_id,
+        dialog_id=dialog.id,
+        author="system",
+        outbound_key=key,
+        text=text,
     )
+    session.add(message)
     await session.flush()
+    message_created(session, dialog, message)
     return True

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.events.publish import record
 from core.line_settings import LineSettings, Queue
 from core.models import (
     OPEN_DIALOG_STATUSES,
@@ -183,6 +184,7 @@ async def assign_waiting(
                 break  # everyone is at their limit: younger dialogs cannot be served either
             continue
         offer(dialog, [c.id for c in chosen], settings.queue, now)
+        record(session, "dialog.offered", dialog_id=dialog.id, operator_ids=dialog.offered_to)
         for candidate in chosen:
             by_id[candidate.id].last_offered_at = now
             if settings.queue.distribution != "all":
@@ -228,6 +230,7 @@ def withdraw_offer(dialog: Dialog, now: datetime) -> None:
     dialog.offered_at = None
     if dialog.operator_id is None:
         dialog.holder_id = None
+        dialog.outside_queue = False
     if dialog.waiting_since is None:
         dialog.waiting_since = now
 
@@ -282,17 +285,28 @@ async def rebalance_line(session: AsyncSession, line_id: int, now: datetime) -> 
     """
     settings = await lock_line(session, line_id)
     members = await member_ids(session, settings.queue)
+    dialogs = list(
+        await session.scalars(
+            select(Dialog).where(Dialog.line_id == line_id, Dialog.status.in_(_ROUTED))
+        )
+    )
+    # Operators outside the queue who hold a dialog given to them (``Dialog.outside_queue``).
+    outsiders = {
+        i for d in dialogs if d.outside_queue for i in (d.operator_id, *d.offered_to) if i
+    } - set(members)
     operators = {
-        o.id: o for o in await session.scalars(select(Operator).where(Operator.id.in_(members)))
+        o.id: o
+        for o in await session.scalars(
+            select(Operator).where(Operator.id.in_(set(members) | outsiders))
+        )
     }
     available = {
-        i for i, o in operators.items() if is_available(o, settings.queue.check_availability, now)
+        i
+        for i, o in operators.items()
+        if is_available(o, settings.queue.check_availability or i in outsiders, now)
     }
     kept = {i for i, o in operators.items() if not o.fired}  # may keep what they accepted
     changed: set[int] = set()
-    dialogs = await session.scalars(
-        select(Dialog).where(Dialog.line_id == line_id, Dialog.status.in_(_ROUTED))
-    )
     for dialog in dialogs:
         if dialog.operator_id is not None:
             if dialog.operator_id not in kept:

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.dialogs import DialogActivities
-    from workflows import activity_calls, auto_replies, checks, timers
+    from workflows import activity_calls, auto_replies, chat_tracker, checks, kpi, timers
     from workflows.alarm import Alarm
     from workflows.models import (
         FINAL_STATUSES,
@@ -53,6 +53,8 @@ Result = TypeVar("Result")
 
 # Dialogs started before automatic actions existed replay without them (see README).
 AUTOMATIC_ACTIONS = "automatic-actions"
+# ... and without the chat tracker and KPI timers.
+CRM_AND_KPI = "crm-and-kpi"
 # A history holds at most 2,000 updates; a run continues as new well before.
 MAX_UPDATES_PER_RUN = 1000
 SEEN_IDS_KEPT = 100
@@ -75,6 +77,7 @@ class DialogWorkflow:
     @workflow.init
     def __init__(self, start: DialogStart) -> None:
         self._v2 = workflow.patched(AUTOMATIC_ACTIONS)
+        self._v3 = workflow.patched(CRM_AND_KPI)
         carried = start.carried or Carried(
             state=DialogState(
                 dialog_id=start.dialog_id,
@@ -146,6 +149,9 @@ class DialogWorkflow:
         state.unanswered_since = now
         if self._v2:
             pending.greeting.append(message.message_id)
+        if self._v3:
+            kpi.client_wrote(state, now)
+            chat_tracker.client_wrote(state, pending, message)
         if state.operator_id is not None and self._routing and self._routing.check_availability:
             pending.check_owner = True  # is the owner still there to answer?
         if state.status == "closing" and state.operator_id is None:
@@ -222,6 +228,8 @@ class DialogWorkflow:
         """An operator's message (already stored by the API); accepts an unaccepted dialog."""
         async with self._lock:
             self._recheck(self._validate_reply, reply)
+            numbers = kpi.after_reply(self._state, workflow.now()) if self._v3 else None
+            reply = reply.model_copy(update={"kpi": numbers})
             outcome = await self._database(DialogActivities.reply, self._stamped(reply))
             if outcome.routing is not None:
                 self._apply(outcome.routing)  # the line's state, and the owner if it accepted
@@ -234,6 +242,8 @@ class DialogWorkflow:
             state.unanswered_since = None
             state.queued_since = None
             state.operator_replied_at = state.last_message_at = workflow.now()
+            if self._v3:
+                kpi.replied(state, numbers)
             if outcome.working_hours:
                 state.off_hours_sent = False  # the next off-hours message is told again
             if not self._v2:
@@ -389,7 +399,7 @@ class DialogWorkflow:
     def _has_work(self) -> bool:
         pending = self._pending
         due = pending.queue or pending.wake or pending.check_owner or pending.line_deleted
-        due = due or pending.off_hours or bool(pending.greeting or pending.ratings)
+        due = due or pending.off_hours or bool(pending.greeting or pending.ratings or pending.track)
         return due or self._dirty or self._state.status in FINAL_STATUSES
 
     async def _step(self) -> None:
@@ -418,6 +428,12 @@ class DialogWorkflow:
             await auto_replies.send(state, "no_answer")
         if state.status in FINAL_STATUSES:
             return
+        if self._v3:
+            if self._routing and (item := timers.kpi_item(state, self._routing)):
+                if f"kpi_{item[0]}" in due:
+                    await kpi.overdue(state, item[0])
+            # Before routing: a known client's dialog goes to their responsible operator.
+            await chat_tracker.track(state, pending)
         await self._route_pending(now)
         if pending.greeting:
             message_ids, pending.greeting = pending.greeting, []

@@ -35,6 +35,8 @@ class ClientMessage(BaseModel):
     sent_at: datetime
     # The text was a rating reply (``1`` like, ``0`` dislike) on a channel without buttons.
     rating: RatingValue | None = None
+    # The text may hold a phone number or an email (the chat tracker reads it).
+    contact_hint: bool = False
 
 
 class DialogStart(BaseModel):
@@ -67,6 +69,33 @@ class Routing(BaseModel):
     off_hours_text: bool = False  # working hours are on and outside them a text goes
     # Availability checking found every member unavailable (the off-hours text goes).
     nobody_available: bool = False
+    # KPI: seconds allowed for the first and for further operator answers (0: off).
+    kpi_first_answer: int = 0
+    kpi_further_answer: int = 0
+
+
+KpiItem = Literal["first_answer", "further_answer"]
+
+
+class KpiNumbers(BaseModel):
+    """A dialog's answer times in seconds, as the dialog list shows them."""
+
+    first_answer_s: int | None = None
+    total_answer_s: int = 0
+    answers: int = 0
+    max_answer_s: int | None = None
+    overdue: int = 0  # KPI items answered late or not at all
+
+    def answered(self, seconds: int) -> "KpiNumbers":
+        """The numbers after one more answer that took ``seconds``."""
+        return self.model_copy(
+            update={
+                "first_answer_s": seconds if self.first_answer_s is None else self.first_answer_s,
+                "total_answer_s": self.total_answer_s + seconds,
+                "answers": self.answers + 1,
+                "max_answer_s": max(seconds, self.max_answer_s or 0),
+            }
+        )
 
 
 class DialogState(BaseModel):
@@ -104,6 +133,12 @@ class DialogState(BaseModel):
     close_on_rating: bool = False
     rating: RatingValue | None = None
     closed_at: datetime | None = None
+    # The chat tracker has seen the dialog's first message.
+    tracked: bool = False
+    # KPI: the client message the operator has yet to answer (the KPI timer counts from it).
+    kpi_since: datetime | None = None
+    kpi_overdue_told: bool = False  # the current KPI item was marked overdue
+    kpi: KpiNumbers = KpiNumbers()
     deadlines: dict[str, datetime] = {}
 
 
@@ -131,6 +166,7 @@ class Pending(BaseModel):
     line_deleted: bool = False
     off_hours: bool = False  # nobody is available: the off-hours text is owed
     greeting: list[int] = []  # client messages the automatic replies have not seen yet
+    track: list[int] = []  # client messages the chat tracker has not seen yet
     ratings: list[ClientRating] = []
     next_dialog: list[ClientMessage] = []  # messages for the chat's next dialog
 
@@ -155,6 +191,18 @@ class OperatorAction(BaseModel):
 
 class Reply(OperatorAction):
     message_id: int
+    # Set by the workflow when the reply answers a KPI item: the dialog's numbers after it.
+    kpi: KpiNumbers | None = None
+
+
+class KpiOverdue(BaseModel):
+    """A KPI item ran out: mark the dialog and notify as the line's settings say."""
+
+    dialog_id: int
+    item: KpiItem
+    since: datetime  # the client message the item waits to have answered
+    overdue: int  # the dialog's overdue count with this one
+    at: datetime
 
 
 class Transfer(OperatorAction):
@@ -244,3 +292,24 @@ class Carried(BaseModel):
 
 
 DialogStart.model_rebuild()
+
+
+CrmTaskKind = Literal["create_lead", "reassign_lead"]
+
+
+class CrmTask(BaseModel):
+    """A committed outbox row for the CRM: create the dialog's lead (``lead``), or tell the
+    external CRM who is now responsible for it (``lead_owner``)."""
+
+    kind: CrmTaskKind
+    dialog_id: int
+    request_id: int  # the outbox row's id
+
+
+class CrmOutcome(BaseModel):
+    """What a CRM task did: the dialog's lead, or that the client was known (no lead)."""
+
+    lead_id: int | None = None
+    external_id: str | None = None
+    client_known: bool = False
+    responsible_pushed: bool = False  # the external CRM was given the lead's responsible

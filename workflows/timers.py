@@ -8,7 +8,7 @@ looks again whenever a deadline comes before it or the timer rings, so a deadlin
 
 from datetime import datetime, timedelta
 
-from workflows.models import DialogState, Routing
+from workflows.models import DialogState, KpiItem, Routing
 
 # A dialog nobody answers is closed this long after the client's last unanswered message.
 EXPIRY = timedelta(days=30)
@@ -45,9 +45,26 @@ def deadlines(
         and routing.no_answer_after is not None
     ):
         due["no_answer"] = state.queued_since + timedelta(seconds=routing.no_answer_after)
+    if (kpi := kpi_item(state, routing)) is not None:
+        item, limit = kpi
+        assert state.kpi_since is not None
+        due[f"kpi_{item}"] = state.kpi_since + timedelta(seconds=limit)
     if state.pinned:
         if state.last_message_at is not None:
             due["pinned"] = state.last_message_at + PINNED
     elif state.status == "operator_replied" and state.operator_replied_at is not None:
         due["inactivity"] = state.operator_replied_at + timedelta(seconds=routing.inactivity_after)
     return due
+
+
+def kpi_item(state: DialogState, routing: Routing) -> tuple[KpiItem, int] | None:
+    """The KPI item running now and its limit: the first answer of the session, or a further
+    one; None when no client message waits for an answer, it is already overdue, or off."""
+    if state.kpi_since is None or state.kpi_overdue_told:
+        return None
+    if state.answered:
+        item: KpiItem = "further_answer"
+        limit = routing.kpi_further_answer
+    else:
+        item, limit = "first_answer", routing.kpi_first_answer
+    return (item, limit) if limit > 0 else None

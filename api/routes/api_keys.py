@@ -26,8 +26,12 @@ class ApiKeyCreate(BaseModel):
             raise invalid("operator_id", "required for the operator role")
         if self.role == "bot" and self.bot_id is None:
             raise invalid("bot_id", "required for the bot role")
-        if self.role != "operator" and self.operator_id is not None:
-            raise invalid("operator_id", "only an operator key is bound to an operator")
+        # A supervisor is a person with an operator record too: bound, its key sees that
+        # operator's notifications (KPI alerts).
+        if self.role not in ("operator", "supervisor") and self.operator_id is not None:
+            raise invalid(
+                "operator_id", "only operator and supervisor keys are bound to an operator"
+            )
         if self.role != "bot" and self.bot_id is not None:
             raise invalid("bot_id", "only a bot key is bound to a bot")
         return self

@@ -31,11 +31,14 @@ router = APIRouter(tags=["dialogs"])
 
 
 class Kpi(BaseModel):
+    """A dialog's answer times in seconds; every time is null until the first answer."""
+
     first_answer_s: int | None = None
     total_answer_s: int | None = None
     avg_answer_s: int | None = None
     max_answer_s: int | None = None
     overdue: bool = False
+    overdue_count: int = 0
 
 
 class Rating(BaseModel):
@@ -85,6 +88,35 @@ class MessageOut(BaseModel):
     created_at: datetime
 
 
+def average(total: int, count: int) -> int | None:
+    """``total / count`` rounded half up to a whole number, or None when ``count`` is 0.
+
+    Integer arithmetic on sums, never SQL ``AVG``: that answers a float on SQLite and a
+    numeric on PostgreSQL, and rounding those alike is harder than not producing them.
+    """
+    if count <= 0:
+        return None
+    return (2 * total + count) // (2 * count)
+
+
+def dialog_kpi(dialog: Dialog) -> Kpi:
+    """The dialog's KPI columns as the list shows them.
+
+    The total is null, like the other times, until something was answered: 0 would read as
+    "answered instantly". ``overdue`` is the flag a list colours by; the count says how often.
+    """
+    answers = dialog.answers or 0
+    overdue = dialog.kpi_overdue or 0
+    return Kpi(
+        first_answer_s=dialog.first_answer_s,
+        total_answer_s=(dialog.total_answer_s or 0) if answers else None,
+        avg_answer_s=average(dialog.total_answer_s or 0, answers),
+        max_answer_s=dialog.max_answer_s,
+        overdue=overdue > 0,
+        overdue_count=overdue,
+    )
+
+
 def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, Any]:
     """The dialog row, with the workflow's fresher state laid over it when we have it."""
     out: dict[str, Any] = {
@@ -100,6 +132,7 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
         "pinned": dialog.pinned,
         "started_at": dialog.started_at,
         "closed_at": dialog.closed_at,
+        "kpi": dialog_kpi(dialog),
         "rating": Rating(
             client=dialog.client_rating,
             supervisor=dialog.supervisor_rating,

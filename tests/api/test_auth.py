@@ -168,7 +168,7 @@ async def test_stored_key_is_hashed(app, admin):
     [
         ({"role": "operator"}, "operator_id"),
         ({"role": "bot"}, "bot_id"),
-        ({"role": "supervisor", "operator_id": 1}, "operator_id"),
+        ({"role": "admin", "operator_id": 1}, "operator_id"),
         ({"role": "root"}, "role"),
         ({"role": "admin", "scope": "all"}, "scope"),
         ({"role": "bot", "bot_id": 2**31}, "bot_id"),  # past the 32-bit id columns

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from itertools import count
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,6 +32,7 @@ from workflows.dialog import DialogWorkflow, workflow_id
 from workflows.models import ClientRating, DialogState, OperatorAction, Reply
 
 _ids = count(1)
+Row = TypeVar("Row")
 
 
 def on_time(actual: datetime | None, deadline: datetime) -> bool:
@@ -57,7 +58,10 @@ class Harness:
         """``n`` operators, online with their workday started unless ``fields`` say otherwise."""
         defaults: dict[str, Any] = {"presence": "online", "workday": "started"}
         async with self.sessions() as session, session.begin():
-            rows = [Operator(name=f"Operator {i}", **{**defaults, **fields}) for i in range(n)]
+            name = fields.pop("name", None)
+            rows = [
+                Operator(name=name or f"Operator {i}", **{**defaults, **fields}) for i in range(n)
+            ]
             session.add_all(rows)
             await session.flush()
             return [row.id for row in rows]
@@ -109,6 +113,14 @@ class Harness:
             session.add(line)
             await session.flush()
             channel = Channel(line_id=line.id, type="api", config={}, secret="secret")
+            session.add(channel)
+            await session.flush()
+            return channel
+
+    async def channel(self, line_id: int, type: str) -> Channel:
+        """Another channel of the line (one of each type per line)."""
+        async with self.sessions() as session, session.begin():
+            channel = Channel(line_id=line_id, type=type, config={}, secret="secret")
             session.add(channel)
             await session.flush()
             return channel
@@ -195,12 +207,13 @@ class Harness:
         return channel, dialog, operator, await self.reply(dialog, operator)
 
     async def client_writes(
-        self, channel: Channel, chat: str, text: str = "Hello"
+        self, channel: Channel, chat: str, text: str = "Hello", **client: str
     ) -> WorkflowHandle[Any, Any]:
-        """File a client message as the API does; the relay delivers it to the workflow."""
+        """File a client message as the API does; the relay delivers it to the workflow.
+        ``client`` gives the chat's name, phone or email."""
         inbound = InboundMessage.model_validate(
             {
-                "chat": {"external_id": chat},
+                "chat": {"external_id": chat, **client},
                 "message": {"external_id": f"m-{next(_ids)}", "text": text},
             }
         )
@@ -241,6 +254,16 @@ class Harness:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"condition never held; last state: {state}")
             await asyncio.sleep(0.02)
+
+    async def until(
+        self, rows: Callable[[], Awaitable[list[Row]]], n: int, timeout_s: float = 10.0
+    ) -> list[Row]:
+        """``rows()`` once it returns ``n`` rows (work the worker does apart from a dialog)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(found := await rows()) != n:
+            assert asyncio.get_running_loop().time() < deadline, f"{len(found)} rows, not {n}"
+            await asyncio.sleep(0.02)
+        return found
 
     async def row(self, handle: WorkflowHandle[Any, Any]) -> Dialog:
         """The dialog's row in the database (the projection and the offer routing made)."""

@@ -152,6 +152,9 @@ def upgrade() -> None:
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.create_index("ix_notifications_recipient", ["recipient_id", "id"], unique=False)
 
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index("ix_messages_operator", ["operator_id", "created_at"], unique=False)
+
     with op.batch_alter_table("chats", schema=None) as batch_op:
         batch_op.add_column(sa.Column("contact_id", sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f("ix_chats_contact_id"), ["contact_id"], unique=False)
@@ -164,6 +167,9 @@ def upgrade() -> None:
         )
         batch_op.add_column(
             sa.Column("lead_requested", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch_op.add_column(
+            sa.Column("outside_queue", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch_op.add_column(sa.Column("first_answer_s", sa.Integer(), nullable=True))
         batch_op.add_column(
@@ -179,6 +185,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_operator")
+
     with op.batch_alter_table("dialogs", schema=None) as batch_op:
         batch_op.drop_constraint("fk_dialogs_contact_id", type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_dialogs_contact_id"))
@@ -187,6 +196,7 @@ def downgrade() -> None:
         batch_op.drop_column("answers")
         batch_op.drop_column("total_answer_s")
         batch_op.drop_column("first_answer_s")
+        batch_op.drop_column("outside_queue")
         batch_op.drop_column("lead_requested")
         batch_op.drop_column("client_known")
         batch_op.drop_column("contact_id")

@@ -1,0 +1,213 @@
+"""Webhook subscriptions: create, list, change, delete, and each one's delivery log. Admins only.
+
+A subscription names the event types it wants (``["*"]`` for every type, including types
+added later). Its secret signs every delivery (``X-Openlines-Signature``); it is generated when
+not given and shown in full only in the create answer.
+"""
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+
+from api.deps import MAX_ID, Admin, NoNul, ReadSession, Session, get_or_404
+from api.errors import invalid
+from core.events.dispatch import ALL
+from core.events.models import Event, WebhookDelivery, WebhookSubscription
+from core.events.publish import EventType
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+# Fields that a PATCH may omit but not set to null.
+NOT_NULL = ("url", "events", "active", "secret")
+
+
+def _http_url(value: str) -> str:
+    """An absolute http(s) URL with a host; kept as given (no normalisation)."""
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise ValueError("may not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http or https URL")
+    return value
+
+
+def _one_of_each(events: list[str]) -> list[str]:
+    """No repeats; ``*`` stands alone, since it already means every type."""
+    unique = list(dict.fromkeys(events))
+    if ALL in unique and len(unique) > 1:
+        raise ValueError('"*" means every event type and stands alone')
+    return unique
+
+
+Url = Annotated[
+    str, StringConstraints(min_length=1, max_length=2048), NoNul, AfterValidator(_http_url)
+]
+Events = Annotated[
+    list[Literal[EventType, "*"]],
+    Field(min_length=1, max_length=50, description='Event types, or ["*"] for all of them'),
+    AfterValidator(_one_of_each),
+]
+Secret = Annotated[
+    str,
+    StringConstraints(min_length=16, max_length=128),
+    NoNul,
+    Field(description="The HMAC-SHA256 signing key; at least 16 characters"),
+]
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Url
+    events: Events
+    secret: Secret | None = Field(None, description="Generated when not given")
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Url | None = None
+    events: Events | None = None
+    active: bool | None = None
+    secret: Secret | None = None
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The signing secret; shown in full only in this answer")
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    webhook_id: int
+    event_id: int
+    type: str
+    status: str = Field(description="pending (being tried), delivered or failed")
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+def webhook_out(row: WebhookSubscription) -> WebhookOut:
+    return WebhookOut(
+        id=row.id, url=row.url, events=row.events, active=row.active, created_at=row.created_at
+    )
+
+
+@router.post("", status_code=201)
+async def create_webhook(body: WebhookCreate, session: Session, _: Admin) -> WebhookCreated:
+    """Subscribe a URL; it receives the events recorded from now on."""
+    secret = body.secret or secrets.token_urlsafe(32)
+    row = WebhookSubscription(url=body.url, events=body.events, secret=secret, active=True)
+    session.add(row)
+    await session.commit()
+    return WebhookCreated(**webhook_out(row).model_dump(), secret=secret)
+
+
+@router.get("")
+async def list_webhooks(session: ReadSession, _: Admin) -> list[WebhookOut]:
+    rows = await session.scalars(
+        select(WebhookSubscription)
+        .where(WebhookSubscription.deleted_at.is_(None))
+        .order_by(WebhookSubscription.id)
+    )
+    return [webhook_out(row) for row in rows]
+
+
+@router.get("/{webhook_id}")
+async def get_webhook(webhook_id: int, session: ReadSession, _: Admin) -> WebhookOut:
+    return webhook_out(await get_or_404(session, WebhookSubscription, webhook_id, "webhook"))
+
+
+@router.patch("/{webhook_id}")
+async def update_webhook(
+    webhook_id: int, body: WebhookUpdate, session: Session, _: Admin
+) -> WebhookOut:
+    """Change the URL, the event types, the secret, or pause it (``active: false``).
+
+    Deliveries already made keep going to the subscription as it is when they are tried.
+    """
+    row = await get_or_404(session, WebhookSubscription, webhook_id, "webhook", lock=True)
+    changes = body.model_dump(exclude_unset=True)
+    for field in NOT_NULL:
+        if field in changes and changes[field] is None:
+            raise invalid(field, "may not be null")
+    for field, value in changes.items():
+        setattr(row, field, value)
+    await session.commit()
+    return webhook_out(row)
+
+
+@router.delete("/{webhook_id}", status_code=204)
+async def delete_webhook(webhook_id: int, session: Session, _: Admin) -> None:
+    """Stop deliveries; the delivery log is kept."""
+    row = await get_or_404(session, WebhookSubscription, webhook_id, "webhook", lock=True)
+    row.deleted_at = datetime.now(UTC)
+    row.active = False
+    await session.commit()
+
+
+@router.get("/{webhook_id}/deliveries")
+async def list_deliveries(
+    webhook_id: int,
+    session: ReadSession,
+    _: Admin,
+    status: Literal["pending", "delivered", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> DeliveryPage:
+    """The delivery log, newest first. ``cursor`` is the ``next_cursor`` of the previous page."""
+    await get_or_404(session, WebhookSubscription, webhook_id, "webhook")
+    query = (
+        select(WebhookDelivery, Event.type)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .where(WebhookDelivery.webhook_id == webhook_id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
+            raise invalid("cursor", "not a cursor this API returned")
+        query = query.where(WebhookDelivery.id < int(cursor))
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    rows = list(await session.execute(query))
+    items = [
+        DeliveryOut(
+            id=delivery.id,
+            webhook_id=delivery.webhook_id,
+            event_id=delivery.event_id,
+            type=event_type,
+            status=delivery.status,
+            attempts=delivery.attempts,
+            last_status_code=delivery.last_status_code,
+            last_error=delivery.last_error,
+            created_at=delivery.created_at,
+            delivered_at=delivery.delivered_at,
+        )
+        for delivery, event_type in rows[:limit]
+    ]
+    next_cursor = str(items[-1].id) if len(rows) > limit else None
+    return DeliveryPage(items=items, next_cursor=next_cursor)

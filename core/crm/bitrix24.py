@@ -1,0 +1,155 @@
+"""Bitrix24 as the CRM, through an inbound webhook's REST methods.
+
+Each call is ``POST <webhook url>/<method>.json`` with a JSON body. Anything but a result
+raises (HTTP 5xx and other error statuses, network errors, an ``error`` in the answer), so
+the activity is retried until Bitrix24 answers; a misconfigured webhook is retried too,
+and the lead goes through once it is fixed.
+
+Decisions:
+
+* Clients are searched with ``crm.duplicate.findbycomm``, which takes only ``PHONE`` and
+  ``EMAIL``. Bitrix24 keeps messenger ids in the ``IM`` multifield, which its REST API
+  offers no duplicate search for, so messenger ids are not looked up there: a client known
+  only by a messenger id is recognised by the chat tracker in our own tables. Leads carry
+  the channel identity in ``SOURCE_DESCRIPTION`` instead of an ``IM`` value, whose types
+  Bitrix24 fixes (a wrong one would refuse the lead).
+* A contact, then a company, then a lead with the client's phone or email counts as the
+  client being known, as in Bitrix24's own open lines: a repeat client gets no new lead.
+* Operator ids are Bitrix24 user ids as they are (``ASSIGNED_BY_ID``): run openlines with
+  operators numbered as the portal's users. A responsible user who is not one of our
+  operators is not copied to our contact.
+* A lead is found again by ``ORIGINATOR_ID`` ``openlines`` and ``ORIGIN_ID``
+  ``openlines-dialog-<id>`` (``crm.lead.list``) before it is added, so a retried or repeated
+  creation adds it once. That holds while attempts do not overlap: the HTTP client's
+  timeout must stay under the activity's ``start_to_close`` (``worker.CRM_HTTP_TIMEOUT_S``).
+"""
+
+from typing import Any, get_args
+
+import httpx
+
+from core.crm.backends import EntityType, LeadDraft, Match
+
+ORIGINATOR_ID = "openlines"
+# Bitrix24's standard lead sources; any other source is sent as OTHER and described.
+STANDARD_SOURCES = {
+    "CALL",
+    "EMAIL",
+    "WEB",
+    "ADVERTISING",
+    "PARTNER",
+    "RECOMMENDATION",
+    "TRADE_SHOW",
+    "WEBFORM",
+    "CALLBACK",
+    "OTHER",
+}
+CHANNEL_SOURCES = {"webchat": "WEB", "email": "EMAIL"}
+# crm.duplicate.findbycomm takes at most 20 values a call.
+FIND_BATCH = 20
+
+
+class Bitrix24Error(Exception):
+    """Bitrix24 answered a call with an error (or with no result)."""
+
+    def __init__(self, method: str, code: str, description: str) -> None:
+        super().__init__(f"{method}: {code or 'error'}: {description}")
+        self.method = method
+        self.code = code
+
+
+class Bitrix24Crm:
+    """The ``CrmBackend`` for a Bitrix24 portal's inbound webhook."""
+
+    def __init__(self, webhook_url: str, http: httpx.AsyncClient) -> None:
+        self._base = webhook_url.rstrip("/")
+        self._http = http
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        """Call a REST method; its ``result``, or an exception."""
+        response = await self._http.post(f"{self._base}/{method}.json", json=params)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("error") is not None:
+            raise Bitrix24Error(method, str(body["error"]), str(body.get("error_description", "")))
+        response.raise_for_status()
+        if not isinstance(body, dict) or "result" not in body:
+            raise Bitrix24Error(
+                method, "", f"no result in the answer (HTTP {response.status_code})"
+            )
+        return body["result"]
+
+    async def find_client(
+        self, phones: list[str], emails: list[str], messenger_ids: list[str]
+    ) -> Match | None:
+        """The client's contact, company or lead by phone or email (see the module's notes
+        on messenger ids), with its responsible user."""
+        found: dict[str, set[int]] = {}
+        for kind, values in (("PHONE", phones), ("EMAIL", emails)):
+            for start in range(0, len(values), FIND_BATCH):
+                batch = values[start : start + FIND_BATCH]
+                result = await self.call(
+                    "crm.duplicate.findbycomm", {"type": kind, "values": batch}
+                )
+                # Nothing found comes back as an empty list rather than an object.
+                for entity, ids in (result or {}).items():
+                    found.setdefault(entity, set()).update(int(i) for i in ids)
+        for entity in get_args(EntityType):
+            if found.get(entity):
+                entity_id = str(min(found[entity]))  # the oldest record
+                record = await self.call(f"crm.{entity.lower()}.get", {"id": entity_id})
+                return Match(entity, entity_id, _user_id(record.get("ASSIGNED_BY_ID")))
+        return None
+
+    async def find_lead(self, origin_id: str) -> str | None:
+        result = await self.call(
+            "crm.lead.list",
+            {
+                "filter": {"ORIGINATOR_ID": ORIGINATOR_ID, "ORIGIN_ID": origin_id},
+                "select": ["ID"],
+                "order": {"ID": "ASC"},
+            },
+        )
+        return str(result[0]["ID"]) if result else None
+
+    async def create_lead(self, draft: LeadDraft) -> str:
+        """Add the lead unless the dialog's lead is there already; its id either way."""
+        existing = await self.find_lead(draft.origin_id)
+        if existing is not None:
+            return existing
+        source = draft.source.upper()
+        source_id = source if source in STANDARD_SOURCES else CHANNEL_SOURCES.get(draft.source)
+        fields: dict[str, Any] = {
+            "TITLE": draft.title,
+            "SOURCE_ID": source_id or "OTHER",
+            "SOURCE_DESCRIPTION": f"{draft.source}; {draft.description}".strip("; "),
+            "ORIGINATOR_ID": ORIGINATOR_ID,
+            "ORIGIN_ID": draft.origin_id,
+        }
+        if draft.name:
+            fields["NAME"] = draft.name
+        if draft.phones:
+            fields["PHONE"] = [{"VALUE": p, "VALUE_TYPE": "WORK"} for p in draft.phones]
+        if draft.emails:
+            fields["EMAIL"] = [{"VALUE": e, "VALUE_TYPE": "WORK"} for e in draft.emails]
+        if draft.responsible_id is not None:
+            fields["ASSIGNED_BY_ID"] = draft.responsible_id
+        lead_id = await self.call(
+            "crm.lead.add", {"fields": fields, "params": {"REGISTER_SONET_EVENT": "Y"}}
+        )
+        return str(lead_id)
+
+    async def set_lead_responsible(self, external_id: str, user_id: int) -> None:
+        updated = await self.call(
+            "crm.lead.update", {"id": external_id, "fields": {"ASSIGNED_BY_ID": user_id}}
+        )
+        if not updated:
+            raise Bitrix24Error("crm.lead.update", "", f"lead {external_id} was not updated")
+
+
+def _user_id(value: object) -> int | None:
+    """A user id as Bitrix24 writes it (a string of digits), or None."""
+    text = str(value) if value is not None else ""
+    return int(text) if text.isdigit() and int(text) > 0 else None

@@ -1,0 +1,210 @@
+"""The chat tracker: recognise the client behind a dialog and keep their chats on one contact.
+
+``track`` is one transaction's worth of work; the caller owns the transaction. Its rules:
+
+- Identities: always the chat's channel identity; with ``crm.chat_tracker`` also the chat's
+  phone and email fields and the phones and emails written in the client's messages.
+- Session start (the dialog has no contact yet): the chat's contact, or the contact any
+  identity belongs to, is the client's (on the dialog's first turn: ``client_known``);
+  otherwise a new contact is made, named after the chat.
+- Merging: identities of two contacts in one dialog mean one person. The older contact (the
+  lower id) is kept; the other's identities, chats, dialogs and leads move to it, it keeps a
+  ``merged_into_id`` pointer, and its name and responsible fill the kept one's gaps. A dialog
+  that lands on a contact that existed before the dialog started has a known client.
+- A lead is owed once per dialog (``lead_requested`` plus an outbox row ``lead``) when
+  ``crm.create`` is ``lead``, the client is not known, and they can be written back to.
+
+Races: two chats of one new person arriving at once may both add the same phone. On
+PostgreSQL the second insert waits for the first transaction and then fails with an
+``IntegrityError``; SQLite runs write transactions one at a time. This module does not
+catch it: the caller rolls back and runs ``track`` again, which then finds the identity and
+merges (``activities/chat_tracker.py`` does so). Contacts are locked in id order before
+they change, so concurrent merges of the same contacts queue up; a deadlock among other
+orders is broken by PostgreSQL and retried the same way.
+"""
+
+from sqlalchemy import exists, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.crm.identities import channel_identity, find_contacts, normalise_email, normalise_phone
+from core.crm.models import Contact, ContactIdentity, Lead
+from core.line_settings import LineSettings
+from core.models import Channel, Chat, Dialog, Outbox
+from workflows.models import Tracked
+
+Identity = tuple[str, str]  # (kind, value)
+
+# A chain of merges longer than this is a bug (merges re-point older pointers), not data.
+_MAX_MERGE_HOPS = 32
+
+
+def client_identities(
+    chat: Chat, settings: LineSettings, texts: list[str], default_region: str
+) -> list[Identity]:
+    """Who the client is, as far as this chat and these messages say."""
+    found: list[Identity] = [("channel", channel_identity(chat.channel_id, chat.external_id))]
+    if not settings.crm.chat_tracker:
+        return found
+    phones: list[str] = []
+    emails: list[str] = []
+    if chat.phone and (phone := normalise_phone(chat.phone, default_region)):
+        phones.append(phone)
+    if chat.email and (email := normalise_email(chat.email)):
+        emails.append(email)
+    for text in texts:
+        in_text = find_contacts(text, default_region)
+        phones += in_text[0]
+        emails += in_text[1]
+    found += [("phone", p) for p in phones] + [("email", e) for e in emails]
+    return list(dict.fromkeys(found))
+
+
+async def live_contact(
+    session: AsyncSession, contact_id: int, lock: bool = False
+) -> Contact | None:
+    """The contact, or the one it was merged into (``lock``: locked, read fresh)."""
+    for _ in range(_MAX_MERGE_HOPS):
+        contact = await session.get(
+            Contact,
+            contact_id,
+            with_for_update={"key_share": True} if lock else None,
+            populate_existing=lock,
+        )
+        if contact is None or contact.merged_into_id is None:
+            return contact
+        contact_id = contact.merged_into_id
+    raise RuntimeError(f"contact {contact_id} is merged in a loop")
+
+
+async def owners(session: AsyncSession, identities: list[Identity]) -> dict[Identity, int]:
+    """The contact each of these identities belongs to, for those that belong to one."""
+    if not identities:
+        return {}
+    rows = await session.execute(
+        select(ContactIdentity.kind, ContactIdentity.value, ContactIdentity.contact_id).where(
+            tuple_(ContactIdentity.kind, ContactIdentity.value).in_(identities)
+        )
+    )
+    return {(kind, value): contact_id for kind, value, contact_id in rows}
+
+
+async def merge(session: AsyncSession, kept: Contact, other: Contact) -> None:
+    """Make ``other`` a part of ``kept``: its identities, chats, dialogs and leads move."""
+    moving = (
+        (ContactIdentity, ContactIdentity.contact_id),
+        (Chat, Chat.contact_id),
+        (Dialog, Dialog.contact_id),
+        (Lead, Lead.contact_id),
+    )
+    for model, column in moving:
+        await session.execute(
+            update(model)
+            .where(column == other.id)
+            .values(contact_id=kept.id)
+            .execution_options(synchronize_session="fetch")
+        )
+    # Contacts merged into ``other`` before now point at ``kept`` directly.
+    await session.execute(
+        update(Contact)
+        .where(Contact.merged_into_id == other.id)
+        .values(merged_into_id=kept.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    other.merged_into_id = kept.id
+    if kept.name is None:
+        kept.name = other.name
+    if kept.responsible_id is None:
+        kept.responsible_id = other.responsible_id
+
+
+async def reachable(session: AsyncSession, dialog: Dialog, contact: Contact) -> bool:
+    """The client can be written back to: a messenger chat (any channel but the web chat), or
+    a phone or email on the contact."""
+    if dialog.channel_type != "webchat":
+        return True
+    phone_or_email = exists().where(
+        ContactIdentity.contact_id == contact.id, ContactIdentity.kind.in_(("phone", "email"))
+    )
+    messenger = exists().where(
+        Chat.contact_id == contact.id, Chat.channel_id == Channel.id, Channel.type != "webchat"
+    )
+    return bool(await session.scalar(select(phone_or_email | messenger)))
+
+
+def _tracked(dialog: Dialog) -> Tracked:
+    return Tracked(
+        contact_id=dialog.contact_id,
+        client_known=dialog.client_known,
+        lead_requested=dialog.lead_requested,
+    )
+
+
+async def track(
+    session: AsyncSession,
+    dialog: Dialog,
+    chat: Chat,
+    settings: LineSettings,
+    texts: list[str],
+    first: bool,
+    default_region: str,
+) -> Tracked:
+    """Recognise the client of new messages in ``dialog`` (``first``: its first turn) and owe
+    the dialog a lead if the rules say so. Running it twice changes nothing more."""
+    if not settings.crm.enabled:
+        return _tracked(dialog)
+    identities = client_identities(chat, settings, texts, default_region)
+    owned = await owners(session, identities)
+    starting = dialog.contact_id is None  # also a retried first turn is no longer starting
+    candidate_ids = set(owned.values())
+    candidate_ids.update(i for i in (dialog.contact_id, chat.contact_id) if i is not None)
+
+    contacts: dict[int, Contact] = {}
+    merged_away: list[int] = []  # candidates found merged into another contact
+    for contact_id in sorted(candidate_ids):  # id order: concurrent merges lock alike
+        contact = await live_contact(session, contact_id, lock=True)
+        if contact is not None:
+            contacts[contact.id] = contact
+            if contact.id != contact_id:
+                merged_away.append(contact_id)
+    if contacts:
+        kept, *others = (contacts[i] for i in sorted(contacts))
+        for other in others:
+            await merge(session, kept, other)
+        if merged_away:  # only a merge racing an identity's insert leaves one behind
+            await session.execute(
+                update(ContactIdentity)
+                .where(ContactIdentity.contact_id.in_(merged_away))
+                .values(contact_id=kept.id)
+                .execution_options(synchronize_session="fetch")
+            )
+        existed = kept.created_at < dialog.started_at
+        if (starting and first) or existed:
+            dialog.client_known = True
+    else:
+        kept = Contact(name=chat.name)
+        session.add(kept)
+        await session.flush()
+    if kept.name is None and chat.name:
+        kept.name = chat.name
+
+    # Read again: one that another transaction gave to another contact since the first look
+    # is inserted anyway, and the unique constraint fails this transaction (the caller runs
+    # it again, and then finds and merges that contact).
+    now_owned = await owners(session, identities)
+    for kind, value in identities:
+        if now_owned.get((kind, value)) != kept.id:
+            session.add(ContactIdentity(contact_id=kept.id, kind=kind, value=value))
+    chat.contact_id = kept.id
+    dialog.contact_id = kept.id
+    await session.flush()  # a taken identity fails here, inside the caller's transaction
+
+    if (
+        settings.crm.create == "lead"
+        and not dialog.client_known
+        and not dialog.lead_requested
+        and await reachable(session, dialog, kept)
+    ):
+        dialog.lead_requested = True
+        session.add(Outbox(kind="lead", dialog_id=dialog.id))
+        await session.flush()
+    return _tracked(dialog)
