@@ -73,10 +73,33 @@ async def expired_dialog(h: Harness) -> str:
     return dialog.id
 
 
+async def crm_and_kpi(h: Harness) -> str:
+    """A new client with a phone (tracked, a lead owed), a first answer overdue and notified,
+    a later message with an email (tracked again), a reply in time, then a close."""
+    (ann,) = await h.operators(1)
+    (sue,) = await h.operators(1)
+    kpi = {"limit": 60, "notify": True, "recipients": [sue]}
+    channel = await h.line(
+        [ann], {"kpi": {"first_answer": kpi, "further_answer": kpi}}, handover_after=3600
+    )
+    dialog = await h.client_writes(channel, "crm", "Hello", phone="+16502530999")
+    await h.offered(dialog, [ann])
+    await h.sleep(61)
+    await h.eventually(dialog, lambda s: s.kpi.overdue == 1)
+    await h.reply(dialog, ann)
+    await h.client_writes(channel, "crm", "Mail me at crm.client@example.com")
+    await h.eventually(dialog, lambda s: s.status == "client_followup")
+    await h.reply(dialog, ann)
+    await h.close(dialog, ann)
+    await h.result(dialog)
+    return dialog.id
+
+
 SCENARIOS: dict[str, Callable[[Harness], Awaitable[str]]] = {
     "typical": typical_dialog,
     "expired": expired_dialog,
     "automatic": automatic_actions,
+    "crm-kpi": crm_and_kpi,
 }
 
 
