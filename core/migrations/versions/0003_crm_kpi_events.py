@@ -155,41 +155,36 @@ def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index("ix_messages_operator", ["operator_id", "created_at"], unique=False)
 
-    with op.batch_alter_table("chats", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("contact_id", sa.Integer(), nullable=True))
-        batch_op.create_index(batch_op.f("ix_chats_contact_id"), ["contact_id"], unique=False)
-        batch_op.create_foreign_key("fk_chats_contact_id", "contacts", ["contact_id"], ["id"])
-
-    with op.batch_alter_table("dialogs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("contact_id", sa.Integer(), nullable=True))
-        batch_op.add_column(
-            sa.Column("client_known", sa.Boolean(), nullable=False, server_default=sa.false())
+    # Plain ALTER TABLE ... ADD COLUMN (foreign key inline): a batch operation would rebuild
+    # these tables on SQLite without AUTOINCREMENT, and their ids must never be reused.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for table in ("chats", "dialogs"):
+        if sqlite:  # alembic cannot add a constraint there; the column can carry it
+            op.execute(
+                f"ALTER TABLE {table} ADD COLUMN contact_id INTEGER REFERENCES contacts (id)"
+            )
+        else:
+            foreign_key = sa.ForeignKey("contacts.id", name=f"fk_{table}_contact_id")
+            op.add_column(table, sa.Column("contact_id", sa.Integer(), foreign_key, nullable=True))
+        op.create_index(f"ix_{table}_contact_id", table, ["contact_id"], unique=False)
+    for flag in ("client_known", "lead_requested", "outside_queue"):
+        op.add_column(
+            "dialogs", sa.Column(flag, sa.Boolean(), nullable=False, server_default=sa.false())
         )
-        batch_op.add_column(
-            sa.Column("lead_requested", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(
-            sa.Column("outside_queue", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(sa.Column("first_answer_s", sa.Integer(), nullable=True))
-        batch_op.add_column(
-            sa.Column("total_answer_s", sa.Integer(), nullable=False, server_default="0")
-        )
-        batch_op.add_column(sa.Column("answers", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("max_answer_s", sa.Integer(), nullable=True))
-        batch_op.add_column(
-            sa.Column("kpi_overdue", sa.Integer(), nullable=False, server_default="0")
-        )
-        batch_op.create_index(batch_op.f("ix_dialogs_contact_id"), ["contact_id"], unique=False)
-        batch_op.create_foreign_key("fk_dialogs_contact_id", "contacts", ["contact_id"], ["id"])
+    for count in ("total_answer_s", "answers", "kpi_overdue"):
+        op.add_column("dialogs", sa.Column(count, sa.Integer(), nullable=False, server_default="0"))
+    for seconds in ("first_answer_s", "max_answer_s"):
+        op.add_column("dialogs", sa.Column(seconds, sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_operator")
 
     with op.batch_alter_table("dialogs", schema=None) as batch_op:
-        batch_op.drop_constraint("fk_dialogs_contact_id", type_="foreignkey")
+        if not sqlite:  # on SQLite the rebuilt table simply lacks it
+            batch_op.drop_constraint("fk_dialogs_contact_id", type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_dialogs_contact_id"))
         batch_op.drop_column("kpi_overdue")
         batch_op.drop_column("max_answer_s")
@@ -202,7 +197,8 @@ def downgrade() -> None:
         batch_op.drop_column("contact_id")
 
     with op.batch_alter_table("chats", schema=None) as batch_op:
-        batch_op.drop_constraint("fk_chats_contact_id", type_="foreignkey")
+        if not sqlite:  # on SQLite the rebuilt table simply lacks it
+            batch_op.drop_constraint("fk_chats_contact_id", type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_chats_contact_id"))
         batch_op.drop_column("contact_id")
 
