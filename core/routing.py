@@ -300,20 +300,32 @@ async def rebalance_line(session: AsyncSession, line_id: int, now: datetime) -> 
             select(Operator).where(Operator.id.in_(set(members) | outsiders))
         )
     }
-    available = {
-        i
-        for i, o in operators.items()
-        if is_available(o, settings.queue.check_availability or i in outsiders, now)
-    }
-    kept = {i for i, o in operators.items() if not o.fired}  # may keep what they accepted
+    in_queue = set(members)
+    check = settings.queue.check_availability
+
+    def may_hold(operator_id: int, dialog: Dialog) -> bool:
+        """Not fired, and in the queue unless the dialog was given to them outside it."""
+        operator = operators.get(operator_id)
+        return (
+            operator is not None
+            and not operator.fired
+            and (operator_id in in_queue or dialog.outside_queue)
+        )
+
+    def available(operator_id: int, dialog: Dialog) -> bool:
+        # An operator outside the queue is always held to the full availability rule.
+        return may_hold(operator_id, dialog) and is_available(
+            operators[operator_id], check or operator_id not in in_queue, now
+        )
+
     changed: set[int] = set()
     for dialog in dialogs:
         if dialog.operator_id is not None:
-            if dialog.operator_id not in kept:
+            if not may_hold(dialog.operator_id, dialog):
                 requeue(dialog, now)
                 changed.add(dialog.id)
-        elif dialog.offered_to and not set(dialog.offered_to) <= available:
-            still = [i for i in dialog.offered_to if i in available]
+        elif dialog.offered_to and not all(available(i, dialog) for i in dialog.offered_to):
+            still = [i for i in dialog.offered_to if available(i, dialog)]
             if still and settings.queue.distribution == "all":
                 dialog.offered_to = still
             else:

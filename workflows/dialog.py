@@ -229,6 +229,7 @@ class DialogWorkflow:
         async with self._lock:
             self._recheck(self._validate_reply, reply)
             numbers = kpi.after_reply(self._state, workflow.now()) if self._v3 else None
+            kpi_since = self._state.kpi_since  # a client message may start a new item meanwhile
             reply = reply.model_copy(update={"kpi": numbers})
             outcome = await self._database(DialogActivities.reply, self._stamped(reply))
             if outcome.routing is not None:
@@ -243,7 +244,7 @@ class DialogWorkflow:
             state.queued_since = None
             state.operator_replied_at = state.last_message_at = workflow.now()
             if self._v3:
-                kpi.replied(state, numbers)
+                kpi.replied(state, numbers, kpi_since)
             if outcome.working_hours:
                 state.off_hours_sent = False  # the next off-hours message is told again
             if not self._v2:

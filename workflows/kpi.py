@@ -30,12 +30,14 @@ def after_reply(state: DialogState, now: datetime) -> KpiNumbers | None:
     return state.kpi.answered(round((now - state.kpi_since).total_seconds()))
 
 
-def replied(state: DialogState, numbers: KpiNumbers | None) -> None:
-    """The reply went through: the item is answered."""
+def replied(state: DialogState, numbers: KpiNumbers | None, since: datetime | None) -> None:
+    """The reply went through: the item it answered (the one of ``since``) is done. An item
+    a client message started while the reply was being stored stays open."""
     if numbers is not None:
         state.kpi = numbers
-    state.kpi_since = None
-    state.kpi_overdue_told = False
+    if state.kpi_since == since:
+        state.kpi_since = None
+        state.kpi_overdue_told = False
 
 
 async def overdue(state: DialogState, item: KpiItem) -> None:

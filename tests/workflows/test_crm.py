@@ -168,3 +168,23 @@ async def test_a_transfer_moves_only_the_lead_its_dialog_created(harness: Harnes
     async with harness.sessions() as session:
         contact = await session.get(Contact, contact_id)
         assert contact is not None and contact.responsible_id == earlier_owner
+
+
+async def test_removed_from_the_queue_an_operator_keeps_only_what_was_given_outside_it(
+    harness: Harness,
+) -> None:
+    ann, bob = await harness.operators(2)
+    channel = await harness.line([ann, bob], distribution="evenly", handover_after=3600)
+    from_queue = await harness.client_writes(channel, "crm-7")
+    await harness.offered(from_queue, [ann])
+    await harness.accept(from_queue, ann)
+    given = await harness.client_writes(channel, "crm-8")
+    await harness.offered(given, [bob])
+    state = await harness.accept(given, bob)
+    await given.execute_update(
+        "transfer", Transfer(dialog_id=state.dialog_id, operator_id=bob, to_operator_id=ann)
+    )
+
+    await harness.set_members(channel.line_id, [bob])
+    assert (await harness.row(given)).operator_id == ann  # transferred to her: hers
+    await harness.offered(from_queue, [bob])  # taken from the queue: back to it
