@@ -14,7 +14,7 @@ from temporalio import activity
 
 from core import routing
 from core.crm import forwarding, leads
-from core.events.publish import record
+from core.events.publish import record, recorded
 from core.line_settings import LineSettings
 from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message, Operator
 from core.worktime import is_working_time
@@ -191,6 +191,10 @@ class DialogActivities:
                 if target is None or target.fired:
                     reason = f"operator {transfer.to_operator_id} cannot take dialogs"
                     return ActionOutcome(ok=False, reason=reason)
+                if dialog.operator_id == target.id:  # this activity ran before: done
+                    return ActionOutcome(
+                        ok=True, routing=await routing_of(session, dialog, settings, at)
+                    )
                 dialog.operator_id = dialog.holder_id = target.id
                 dialog.offered_to = []
                 dialog.waiting_since = None
@@ -249,14 +253,18 @@ class DialogActivities:
                 dialog.max_answer_s = reply.kpi.max_answer_s
             dialog.answered = True
             dialog.status = "operator_replied"
-            record(  # the API stored the message; it stands now that the reply is accepted
-                session,
-                "message.created",
-                dialog_id=dialog.id,
-                operator_ids=[reply.operator_id] if reply.operator_id else [],
-                message_id=reply.message_id,
-                author="operator",
-            )
+            # The API stored the message; it stands now that the reply is accepted.
+            key = f"message.created:{reply.message_id}"
+            if not await recorded(session, key):  # once, if this activity runs twice
+                record(
+                    session,
+                    "message.created",
+                    dialog_id=dialog.id,
+                    operator_ids=[reply.operator_id] if reply.operator_id else [],
+                    key=key,
+                    message_id=reply.message_id,
+                    author="operator",
+                )
             # Under `answered` and `awaiting_client` the reply frees a place in the limit.
             await routing.serve_queue(session, dialog, settings, at)
             return ActionOutcome(

@@ -353,6 +353,13 @@ async def operator_changed(session: AsyncSession, operator_id: int, now: datetim
     A fired operator's dialogs in lines that no longer list them go back to the queue too.
     """
     line_ids = set(await lines_with_member(session, operator_id))
+    # Lines where they hold or are offered a dialog given to them outside the queue.
+    outside = await session.scalars(
+        select(Dialog.line_id)
+        .where(Dialog.outside_queue.is_(True), Dialog.status.in_(OPEN_DIALOG_STATUSES))
+        .where(Dialog.holder_id == operator_id)
+    )
+    line_ids |= set(outside)
     operator = await session.get(Operator, operator_id)
     if operator is not None and operator.fired:
         line_ids |= set(

@@ -160,6 +160,21 @@ async def test_a_web_chat_visitor_is_owed_a_lead_once_they_leave_an_email(sessio
     assert await lead_rows(sessions, dialog_id) == 1
 
 
+async def test_a_returning_visitor_who_left_nothing_is_still_new_and_owed_a_lead_later(
+    sessions: Sessions,
+):
+    webchat = await add_channel(sessions, "webchat")
+    earlier = await open_dialog(sessions, webchat, "visitor-2")
+    assert (await track(sessions, earlier, "Just looking", first=True)).lead_requested is False
+
+    later = await open_dialog(sessions, webchat, "visitor-2")  # the same chat, a new session
+    tracked = await track(sessions, later, "Hello again", first=True)
+    assert (tracked.client_known, tracked.lead_requested) == (False, False)
+    owed = await track(sessions, later, "OK, mail me: visitor.two@example.com")
+    assert (owed.client_known, owed.lead_requested) == (False, True)
+    assert await lead_rows(sessions, later) == 1
+
+
 async def test_a_known_client_is_owed_no_lead(sessions: Sessions):
     telegram = await add_channel(sessions, "telegram")
     earlier = await open_dialog(sessions, telegram, "tg-1")

@@ -10,7 +10,6 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_tracker import ChatTrackerActivities
-
     from workflows import activity_calls
     from workflows.models import ClientMessage, ClientTurn, DialogState, Pending
 

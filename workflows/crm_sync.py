@@ -18,7 +18,9 @@ with workflow.unsafe.imports_passed_through():
 # The task and its outcome are re-exported for the relay, which starts the runs.
 __all__ = ["CrmOutcome", "CrmSyncWorkflow", "CrmTask", "workflow_id"]
 
-TIMEOUT = timedelta(seconds=30)
+# Longer than every HTTP call of one attempt together (a lead takes up to seven, 10 s each):
+# an attempt Temporal gave up on while it still ran could add a second lead in the CRM.
+TIMEOUT = timedelta(minutes=2)
 # No attempt limit: the lead is owed, however long the CRM is down.
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

@@ -28,6 +28,7 @@ from api.deps import (
 )
 from api.errors import ApiError, invalid
 from core.crm.models import Contact, Lead
+from core.events.publish import record
 from core.models import Dialog, Operator, Outbox
 
 router = APIRouter(tags=["crm"])
@@ -119,6 +120,9 @@ async def create_lead(body: LeadCreate, session: Session, _: Writer) -> LeadOut:
     await check_operator(session, body.responsible_id, "responsible_id")
     lead = Lead(**body.model_dump(), status="new")
     session.add(lead)
+    await session.flush()
+    operator_ids = [lead.responsible_id] if lead.responsible_id else []
+    record(session, "lead.created", operator_ids=operator_ids, lead_id=lead.id, external_id=None)
     await session.commit()
     return LeadOut.model_validate(lead)
 

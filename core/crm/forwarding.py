@@ -39,7 +39,7 @@ async def offer_to_responsible(
     if operator is None or not routing.is_available(operator, True, now):
         return False
     limit = settings.queue.max_dialogs_per_operator
-    if limit:
+    if limit and settings.queue.distribution != "all":  # `all` applies no limit
         loads = await routing.counted_loads(session, dialog.line_id, [operator.id], settings.queue)
         if loads.get(operator.id, 0) >= limit:
             return False

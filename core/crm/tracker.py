@@ -5,12 +5,14 @@
 - Identities: always the chat's channel identity; with ``crm.chat_tracker`` also the chat's
   phone and email fields and the phones and emails written in the client's messages.
 - Session start (the dialog has no contact yet): the chat's contact, or the contact any
-  identity belongs to, is the client's (on the dialog's first turn: ``client_known``);
-  otherwise a new contact is made, named after the chat.
+  identity belongs to, is the client's; otherwise a new contact is made, named after the
+  chat. The client is known when that contact already has something the CRM can act on: a
+  responsible, a lead, a phone or email, or a messenger chat (a web-chat visitor who left
+  nothing in an earlier session is not known, and gets a lead once they do).
 - Merging: identities of two contacts in one dialog mean one person. The older contact (the
   lower id) is kept; the other's identities, chats, dialogs and leads move to it, it keeps a
-  ``merged_into_id`` pointer, and its name and responsible fill the kept one's gaps. A dialog
-  that lands on a contact that existed before the dialog started has a known client.
+  ``merged_into_id`` pointer, and its name and responsible fill the kept one's gaps. A later
+  message that merges the dialog's contact into an older one makes the client known.
 - A lead is owed once per dialog (``lead_requested`` plus an outbox row ``lead``) when
   ``crm.create`` is ``lead``, the client is not known, and they can be written back to.
 
@@ -131,6 +133,21 @@ async def reachable(session: AsyncSession, dialog: Dialog, contact: Contact) -> 
     return bool(await session.scalar(select(phone_or_email | messenger)))
 
 
+async def is_known(session: AsyncSession, contact: Contact) -> bool:
+    """The contact has something the CRM can act on: a responsible, a lead, a phone or an
+    email, or a chat on a channel other than the web chat."""
+    if contact.responsible_id is not None:
+        return True
+    lead = exists().where(Lead.contact_id == contact.id)
+    phone_or_email = exists().where(
+        ContactIdentity.contact_id == contact.id, ContactIdentity.kind.in_(("phone", "email"))
+    )
+    messenger = exists().where(
+        Chat.contact_id == contact.id, Chat.channel_id == Channel.id, Channel.type != "webchat"
+    )
+    return bool(await session.scalar(select(lead | phone_or_email | messenger)))
+
+
 def _tracked(dialog: Dialog) -> Tracked:
     return Tracked(
         contact_id=dialog.contact_id,
@@ -160,14 +177,19 @@ async def track(
 
     contacts: dict[int, Contact] = {}
     merged_away: list[int] = []  # candidates found merged into another contact
+    own: int | None = None  # the dialog's contact so far, as it is now
     for contact_id in sorted(candidate_ids):  # id order: concurrent merges lock alike
         contact = await live_contact(session, contact_id, lock=True)
         if contact is not None:
             contacts[contact.id] = contact
             if contact.id != contact_id:
                 merged_away.append(contact_id)
+            if contact_id == dialog.contact_id:
+                own = contact.id
     if contacts:
         kept, *others = (contacts[i] for i in sorted(contacts))
+        if starting and first:  # before this turn's identities join it
+            dialog.client_known = await is_known(session, kept)
         for other in others:
             await merge(session, kept, other)
         if merged_away:  # only a merge racing an identity's insert leaves one behind
@@ -177,8 +199,7 @@ async def track(
                 .values(contact_id=kept.id)
                 .execution_options(synchronize_session="fetch")
             )
-        existed = kept.created_at < dialog.started_at
-        if (starting and first) or existed:
+        if not starting and kept.id != own:  # merged into an older contact
             dialog.client_known = True
     else:
         kept = Contact(name=chat.name)

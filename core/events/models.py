@@ -34,6 +34,8 @@ class Event(Base):
     # The operators whose consoles (SSE) show it.
     operator_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the event reports, for events an activity might record twice (``record``).
+    key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None]
 

@@ -6,6 +6,7 @@ did not happen, and never miss what did.
 
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.events.models import Event
@@ -30,13 +31,26 @@ def record(
     *,
     dialog_id: int | None = None,
     operator_ids: list[int] | None = None,
+    key: str | None = None,
     **data: Any,
 ) -> None:
     """Add an event; ``operator_ids`` are the operators whose consoles (SSE) show it.
 
-    ``data`` holds ids and facts, JSON-ready (times as ISO strings).
+    ``data`` holds ids and facts, JSON-ready (times as ISO strings). ``key`` names what the
+    event reports when the caller may run twice (see ``recorded``).
     """
     payload = {"dialog_id": dialog_id, **data} if dialog_id is not None else dict(data)
     session.add(
-        Event(type=type, dialog_id=dialog_id, operator_ids=list(operator_ids or []), data=payload)
+        Event(
+            type=type,
+            dialog_id=dialog_id,
+            operator_ids=list(operator_ids or []),
+            data=payload,
+            key=key,
+        )
     )
+
+
+async def recorded(session: AsyncSession, key: str) -> bool:
+    """An event with this key was recorded already (an activity running a second time)."""
+    return await session.scalar(select(Event.id).where(Event.key == key)) is not None

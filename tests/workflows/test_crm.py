@@ -188,3 +188,16 @@ async def test_removed_from_the_queue_an_operator_keeps_only_what_was_given_outs
     await harness.set_members(channel.line_id, [bob])
     assert (await harness.row(given)).operator_id == ann  # transferred to her: hers
     await harness.offered(from_queue, [bob])  # taken from the queue: back to it
+
+
+async def test_a_responsible_outside_the_queue_who_goes_offline_loses_the_offer_at_once(
+    harness: Harness,
+) -> None:
+    (agent,) = await harness.operators(1)
+    (responsible,) = await harness.operators(1)
+    await contact_with_phone(harness, "+16502530006", responsible)
+    channel = await harness.line([agent], handover_after=3600)
+    dialog = await harness.client_writes(channel, "crm-9", "Hi", phone="+16502530006")
+    await harness.offered(dialog, [responsible])
+    await harness.operator_changes(responsible, presence="offline")
+    await harness.offered(dialog, [agent])

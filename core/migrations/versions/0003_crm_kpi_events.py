@@ -25,8 +25,10 @@ def upgrade() -> None:
         sa.Column("operator_ids", sa.JSON(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=True),
         sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key"),
         sqlite_autoincrement=True,
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
