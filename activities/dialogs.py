@@ -254,7 +254,7 @@ class DialogActivities:
             dialog.answered = True
             dialog.status = "operator_replied"
             # The API stored the message; it stands now that the reply is accepted.
-            key = f"message.created:{reply.message_id}"
+            key = f"message.created:{dialog.id}:{reply.message_id}"
             if not await recorded(session, key):  # once, if this activity runs twice
                 record(
                     session,
