@@ -51,9 +51,12 @@ def build_worker(
     operators = OperatorActivities(sessions)
     auto_replies = AutoReplyActivities(sessions)
     config = config or Settings()
-    chat_tracker = ChatTrackerActivities(sessions, config.default_phone_region)
+    crm = crm or BuiltinCrm()
+    chat_tracker = ChatTrackerActivities(
+        sessions, config.default_phone_region, builtin_crm=isinstance(crm, BuiltinCrm)
+    )
     kpi = KpiActivities(sessions, config.public_url)
-    leads = CrmActivities(sessions, crm or BuiltinCrm())
+    leads = CrmActivities(sessions, crm)
     return Worker(
         client,
         task_queue=task_queue,

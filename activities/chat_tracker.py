@@ -28,9 +28,16 @@ def _is_conflict(error: OperationalError) -> bool:
 class ChatTrackerActivities:
     """Recognises the client of a dialog's new messages in the CRM."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], default_region: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        default_region: str,
+        builtin_crm: bool = False,
+    ) -> None:
         self._sessions = sessions
         self._default_region = default_region
+        # The built-in CRM's leads are rows here: the tracker adds them itself.
+        self._lead_here = builtin_crm
 
     @activity.defn
     async def track(self, turn: ClientTurn) -> Tracked:
@@ -68,5 +75,12 @@ class ChatTrackerActivities:
                 .order_by(Message.id)
             )
             return await tracker.track(
-                session, dialog, chat, settings, list(texts), turn.first, self._default_region
+                session,
+                dialog,
+                chat,
+                settings,
+                list(texts),
+                turn.first,
+                self._default_region,
+                self._lead_here,
             )

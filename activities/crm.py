@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from core.crm import leads
 from core.crm.backends import CrmBackend, LeadDraft, Match
 from core.crm.models import Contact, ContactIdentity, Lead
-from core.events.publish import record
 from core.line_settings import LineSettings
 from core.models import Chat, Dialog, Line, Operator
 from workflows.models import CrmOutcome, CrmTask
@@ -118,15 +118,14 @@ class CrmActivities:
             chat_identity = f"{chat.channel_id}:{chat.external_id}"
             if chat_identity not in channel_ids:
                 channel_ids.append(chat_identity)
-            source = dialog.channel_type if settings.lead_source == "channel" else None
             draft = LeadDraft(
                 dialog_id=dialog.id,
-                title=f"{chat.name or 'Client'} — {dialog.channel_type} dialog {dialog.id}",
-                source=source or settings.lead_source,
+                title=leads.title(chat, dialog),
+                source=leads.source(settings, dialog),
                 name=chat.name or (contact.name if contact else None),
                 phones=phones,
                 emails=emails,
-                responsible_id=_responsible(dialog, contact),
+                responsible_id=leads.responsible(dialog, contact),
                 description=f"dialog {dialog.id}, {dialog.channel_type} chat {chat_identity}",
             )
             return _Snapshot(draft=draft, messenger_ids=channel_ids, look_up=settings.enabled)
@@ -152,26 +151,9 @@ class CrmActivities:
             dialog = await session.get(Dialog, draft.dialog_id)
             assert dialog is not None
             contact = await _contact(session, dialog.contact_id)
-            responsible = _responsible(dialog, contact)
-            lead = Lead(
-                title=draft.title[:255],
-                source=draft.source,
-                responsible_id=responsible,
-                contact_id=contact.id if contact else None,
-                dialog_id=dialog.id,
-                external_id=external_id,
+            return await leads.add(
+                session, dialog, contact, draft.title[:255], draft.source, external_id
             )
-            session.add(lead)
-            await session.flush()
-            record(
-                session,
-                "lead.created",
-                dialog_id=dialog.id,
-                operator_ids=[responsible] if responsible is not None else [],
-                lead_id=lead.id,
-                external_id=external_id,
-            )
-            return lead
 
     async def _push_responsible(self, dialog_id: int) -> CrmOutcome:
         """Send the lead's responsible user to the external CRM, again while it changes
@@ -207,8 +189,3 @@ async def _contact(session: AsyncSession, contact_id: int | None) -> Contact | N
             return contact
         contact_id = contact.merged_into_id
     return None
-
-
-def _responsible(dialog: Dialog, contact: Contact | None) -> int | None:
-    """The dialog's operator, else the contact's responsible operator."""
-    return dialog.operator_id or (contact.responsible_id if contact else None)

@@ -13,7 +13,8 @@
   lower id) is kept; the other's identities, chats, dialogs and leads move to it, it keeps a
   ``merged_into_id`` pointer, and its name and responsible fill the kept one's gaps. A later
   message that merges the dialog's contact into an older one makes the client known.
-- A lead is owed once per dialog (``lead_requested`` plus an outbox row ``lead``) when
+- A lead is owed once per dialog (``lead_requested`` plus the lead row for the built-in CRM,
+  or an outbox row ``lead`` for the worker to create it in an external one) when
   ``crm.create`` is ``lead``, the client is not known, and they can be written back to.
 
 Races: two chats of one new person arriving at once may both add the same phone. On
@@ -28,6 +29,7 @@ orders is broken by PostgreSQL and retried the same way.
 from sqlalchemy import exists, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.crm import leads
 from core.crm.identities import channel_identity, find_contacts, normalise_email, normalise_phone
 from core.crm.models import Contact, ContactIdentity, Lead
 from core.line_settings import LineSettings
@@ -164,9 +166,14 @@ async def track(
     texts: list[str],
     first: bool,
     default_region: str,
+    lead_here: bool = False,
 ) -> Tracked:
     """Recognise the client of new messages in ``dialog`` (``first``: its first turn) and owe
-    the dialog a lead if the rules say so. Running it twice changes nothing more."""
+    the dialog a lead if the rules say so. Running it twice changes nothing more.
+
+    ``lead_here``: the CRM is the built-in one, whose lead is a row of this database, so it
+    is added in this transaction instead of by a workflow of its own.
+    """
     if not settings.crm.enabled:
         return _tracked(dialog)
     identities = client_identities(chat, settings, texts, default_region)
@@ -226,6 +233,11 @@ async def track(
         and await reachable(session, dialog, kept)
     ):
         dialog.lead_requested = True
-        session.add(Outbox(kind="lead", dialog_id=dialog.id))
+        if lead_here:
+            await leads.add(
+                session, dialog, kept, leads.title(chat, dialog), leads.source(settings.crm, dialog)
+            )
+        else:
+            session.add(Outbox(kind="lead", dialog_id=dialog.id))
         await session.flush()
     return _tracked(dialog)
