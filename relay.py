@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.events.dispatch import dispatch_batch
 from core.inbound import may_hold_contact, rating_reply
 from core.models import Dialog, Message, Operator, Outbox
+from core.temporal import start_once
 from workflows.crm_sync import CrmSyncWorkflow, CrmTask
 from workflows.crm_sync import workflow_id as crm_workflow_id
 from workflows.dialog import DialogWorkflow, workflow_id
@@ -170,16 +170,13 @@ async def _late_rating(client: Client, task_queue: str, dialog: Dialog, message:
     value = rating_reply(dialog.channel_type, message.text)
     assert value is not None, f"message {message.id} is not a rating"
     rating = ClientRating(dialog_id=dialog.id, value=value, message_id=message.id)
-    try:
-        await client.start_workflow(
-            LateRatingWorkflow.run,
-            rating,
-            id=late_rating_workflow_id(rating),
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        pass  # delivered before
+    await start_once(
+        client,
+        LateRatingWorkflow.run,
+        rating,
+        id=late_rating_workflow_id(rating),
+        task_queue=task_queue,
+    )
 
 
 async def _crm_sync(client: Client, task_queue: str, outbox: Outbox, dialog: Dialog) -> None:
@@ -190,16 +187,10 @@ async def _crm_sync(client: Client, task_queue: str, outbox: Outbox, dialog: Dia
         dialog_id=dialog.id,
         request_id=outbox.id,
     )
-    try:
-        await client.start_workflow(
-            CrmSyncWorkflow.run,
-            task,
-            id=crm_workflow_id(task),
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        pass  # one lead per dialog: asked for before
+    # One run per lead: a request made before is not made again.
+    await start_once(
+        client, CrmSyncWorkflow.run, task, id=crm_workflow_id(task), task_queue=task_queue
+    )
 
 
 async def _signal(client: Client, dialog: Dialog, kind: str) -> None:

@@ -33,11 +33,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from core.events.models import Event, WebhookDelivery, WebhookSubscription
+from core.temporal import start_once
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, workflow_id
 
 log = logging.getLogger("openlines.dispatch")
@@ -136,16 +135,14 @@ async def _add_deliveries(
 
 async def _start(client: Client, task_queue: str, delivery_id: int) -> bool:
     """Step 2 for one delivery: whether its workflow runs (or has run) now."""
-    try:
-        await client.start_workflow(
+    try:  # started before (an earlier round, another worker) counts as started
+        await start_once(
+            client,
             WebhookDeliveryWorkflow.run,
             delivery_id,
             id=workflow_id(delivery_id),
             task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
-    except WorkflowAlreadyStartedError:
-        pass  # started before: by an earlier round or another worker
     except RPCError as error:
         log.warning("webhook delivery %s not started yet: %s", delivery_id, error)
         return False
