@@ -8,20 +8,28 @@ between means a second delivery, which the workflow ignores by message id.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.events.dispatch import dispatch_batch
 from core.inbound import may_hold_contact, rating_reply
 from core.models import Dialog, Message, Operator, Outbox
+from core.relay_wakeups import Wakeup, Wakeups
 from core.temporal import start_once
+from workflows import search_attributes as sa
 from workflows.crm_sync import CrmSyncWorkflow, CrmTask
 from workflows.crm_sync import workflow_id as crm_workflow_id
 from workflows.dialog import DialogWorkflow, workflow_id
@@ -35,7 +43,7 @@ log = logging.getLogger("openlines.relay")
 
 BATCH = 200
 CLAIM = timedelta(seconds=30)
-IDLE_POLL_S = 0.02
+DISPATCH_PAUSE_S = 0.1
 
 
 Row = tuple[Outbox, Dialog | None, Message | None, Operator | None]
@@ -152,6 +160,15 @@ async def _client_message(
         ),
         id=workflow_id(dialog.chat_id),
         task_queue=task_queue,
+        # Findable in the Temporal UI from its first event; the run upserts what changes.
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.LINE_ID, dialog.line_id),
+                SearchAttributePair(sa.CLIENT_ID, dialog.chat_id),
+                SearchAttributePair(sa.CHANNEL_TYPE, dialog.channel_type),
+                SearchAttributePair(sa.DIALOG_STATUS, dialog.status),
+            ]
+        ),
         start_signal="client_message",
         start_signal_args=[
             ClientMessage(
@@ -232,17 +249,43 @@ async def run(
     task_queue: str,
     stop: asyncio.Event,
     max_history_events: int = DialogStart.model_fields["max_history_events"].default,
+    wakeups: Wakeups | None = None,
 ) -> None:
-    """Deliver until ``stop`` is set: at once while there is work, else poll briefly."""
+    """Deliver outbox rows and dispatch events until ``stop`` is set: at once while there is
+    work, else when ``wakeups`` (listening, on PostgreSQL) say so; without them, poll every
+    few milliseconds. Events wait ``DISPATCH_PAUSE_S`` between rounds: webhooks need no
+    millisecond latency, and one round per committed event would be one per transaction."""
+    wakeups = wakeups or Wakeups()
+
+    async def deliver() -> int:
+        return await deliver_batch(sessions, client, task_queue, max_history_events)
+
+    async def dispatch() -> int:
+        return await dispatch_batch(sessions, client, task_queue)
+
+    await asyncio.gather(
+        _loop("outbox relay", deliver, wakeups.outbox, stop),
+        _loop("event dispatch", dispatch, wakeups.events, stop, DISPATCH_PAUSE_S),
+    )
+
+
+async def _loop(
+    name: str,
+    step: Callable[[], Awaitable[int]],
+    wakeup: Wakeup,
+    stop: asyncio.Event,
+    pause_s: float = 0,
+) -> None:
+    """Run ``step`` again at once while it finds work, else when ``wakeup`` says so."""
     while not stop.is_set():
+        wakeup.looking()
         try:
-            delivered = await deliver_batch(sessions, client, task_queue, max_history_events)
-            delivered += await dispatch_batch(sessions, client, task_queue)
+            done = await step()
         except Exception:
-            log.exception("outbox relay failed; retrying")
-            delivered = 0
-        if delivered == 0:
-            try:
-                await asyncio.wait_for(stop.wait(), IDLE_POLL_S)
-            except TimeoutError:
-                pass
+            log.exception("%s failed; retrying", name)
+            done = 0
+        if pause_s:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause_s)
+        if done == 0:
+            await wakeup.wait(stop)

@@ -25,6 +25,7 @@ from activities.webhooks import WebhookActivities
 from core.config import Settings, get_settings
 from core.crm.backends import BuiltinCrm, CrmBackend, backend_for
 from core.db import create_engine, session_factory
+from core.relay_wakeups import Wakeups
 from core.temporal import connect
 from workflows.crm_sync import CrmSyncWorkflow
 from workflows.dialog import DialogWorkflow
@@ -112,9 +113,15 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 settings.temporal_address,
                 settings.temporal_namespace,
             )
-            await relay.run(
-                sessions, client, settings.task_queue, stop, settings.max_history_events
-            )
+            async with Wakeups(settings.resolved_database_url).listening() as wakeups:
+                await relay.run(
+                    sessions,
+                    client,
+                    settings.task_queue,
+                    stop,
+                    settings.max_history_events,
+                    wakeups,
+                )
     finally:
         await engine.dispose()
     log.info("worker stopped")

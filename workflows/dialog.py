@@ -55,6 +55,8 @@ Result = TypeVar("Result")
 AUTOMATIC_ACTIONS = "automatic-actions"
 # ... and without the chat tracker and KPI timers.
 CRM_AND_KPI = "crm-and-kpi"
+# ... and upserting search attributes when only a deadline changed.
+SEARCH_ATTRIBUTES_ON_CHANGE = "search-attributes-on-change"
 # A history holds at most 2,000 updates; a run continues as new well before.
 MAX_UPDATES_PER_RUN = 1000
 SEEN_IDS_KEPT = 100
@@ -78,6 +80,7 @@ class DialogWorkflow:
     def __init__(self, start: DialogStart) -> None:
         self._v2 = workflow.patched(AUTOMATIC_ACTIONS)
         self._v3 = workflow.patched(CRM_AND_KPI)
+        self._v4 = workflow.patched(SEARCH_ATTRIBUTES_ON_CHANGE)
         carried = start.carried or Carried(
             state=DialogState(
                 dialog_id=start.dialog_id,
@@ -358,7 +361,9 @@ class DialogWorkflow:
     async def run(self, start: DialogStart) -> DialogState:
         while self._state.status not in FINAL_STATUSES:
             deadline = min(self._current().deadlines.values(), default=None)
-            self._published = publish(self._state, self._published)
+            if not self._v4 or not self._has_work():
+                # Since version 4 a step that is due at once publishes after it: one upsert.
+                self._published = publish(self._state, self._published, self._v4)
             if self._v2:
                 self._alarm.set_for(deadline)
                 await workflow.wait_condition(
@@ -378,7 +383,7 @@ class DialogWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(start.model_copy(update={"carried": self._carried()}))
         await workflow.wait_condition(workflow.all_handlers_finished)
-        self._published = publish(self._current(), self._published)
+        self._published = publish(self._current(), self._published, self._v4)
         if self._pending.next_dialog:
             first = self._pending.next_dialog[0]
             workflow.continue_as_new(
@@ -563,7 +568,7 @@ class DialogWorkflow:
             if routing.nobody_available and not state.off_hours_sent:
                 self._pending.off_hours = True
             # Ops see a new offer at once, not after the rest of this step's activities.
-            self._published = publish(self._current(), self._published)
+            self._published = publish(self._current(), self._published, self._v4)
 
     async def _finish(self, status: Status, reason: CloseReason | None) -> bool:
         """Close the dialog for good, unless the client has just written to it."""

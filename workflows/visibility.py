@@ -10,24 +10,18 @@ from workflows.models import DialogState
 Published = tuple[object, ...]
 
 
-def publish(state: DialogState, last: Published | None) -> Published:
-    """Upsert the search attributes and set the current details, if they changed since
-    ``last``; returns what is now published. Each upsert is a history event."""
+def publish(state: DialogState, last: Published | None, on_change_only: bool) -> Published:
+    """Set the current details and upsert the search attributes, if they changed since
+    ``last``; returns what is now published.
+
+    Each upsert is a history event, so since version 4 (``on_change_only``) an upsert is made
+    only when a search attribute's value changed (status, operator, line); a new deadline
+    changes only the details, which are no event. Before, a new deadline upserted too.
+    """
     deadline: datetime | None = min(state.deadlines.values(), default=None)
-    published = (state.status, state.operator_id, deadline, state.close_reason)
+    published = (state.status, state.operator_id, deadline, state.close_reason, state.line_id)
     if published == last:
         return published
-    workflow.upsert_search_attributes(
-        [
-            sa.LINE_ID.value_set(state.line_id),
-            sa.CLIENT_ID.value_set(state.chat_id),
-            sa.CHANNEL_TYPE.value_set(state.channel_type),
-            sa.DIALOG_STATUS.value_set(state.status),
-            sa.OPERATOR_ID.value_set(state.operator_id)
-            if state.operator_id is not None
-            else sa.OPERATOR_ID.value_unset(),
-        ]
-    )
     workflow.set_current_details(
         f"dialog {state.dialog_id}: {state.status}"
         + (f", operator {state.operator_id}" if state.operator_id else "")
@@ -35,4 +29,24 @@ def publish(state: DialogState, last: Published | None) -> Published:
         + (f", next deadline {deadline.isoformat()}" if deadline else "")
         + (f", closed: {state.close_reason}" if state.close_reason else "")
     )
+    if on_change_only:
+        changed = last is None or (last[0], last[1], last[4]) != (
+            state.status,
+            state.operator_id,
+            state.line_id,
+        )
+    else:  # as version 3 and before did (a new line alone did not upsert)
+        changed = last is None or last[:4] != published[:4]
+    if changed:
+        workflow.upsert_search_attributes(
+            [
+                sa.LINE_ID.value_set(state.line_id),
+                sa.CLIENT_ID.value_set(state.chat_id),
+                sa.CHANNEL_TYPE.value_set(state.channel_type),
+                sa.DIALOG_STATUS.value_set(state.status),
+                sa.OPERATOR_ID.value_set(state.operator_id)
+                if state.operator_id is not None
+                else sa.OPERATOR_ID.value_unset(),
+            ]
+        )
     return published

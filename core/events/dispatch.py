@@ -10,7 +10,8 @@ only once the workflow of every one of its pending deliveries has been started.
 1. Claim (one short transaction): the oldest undispatched events, row-locked and skipped by
    other workers meanwhile; add the delivery rows they lack (the unique webhook + event pair
    makes "lack" exact); mark dispatched at once the events that have no pending delivery, which
-   is most of them. Commit.
+   is most of them. Commit. With no subscription at all, one UPDATE marks every undispatched
+   event and nothing is loaded.
 2. Start the workflows of the remaining events' pending deliveries, with no transaction open
    (Temporal's answer must not hold a database lock; on SQLite it would stop every writer).
    The workflow id is the delivery id and ``REJECT_DUPLICATE`` refuses a second run, so a start
@@ -80,6 +81,16 @@ async def _claim(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, dict[
     """Step 1: how many events were marked dispatched, and the pending deliveries (by event)
     whose workflows are to be started before their events are."""
     async with sessions() as session, session.begin():
+        # Few rows: every subscription ever made, so that the deliveries of one deleted since
+        # an earlier round are found (by the unique index: webhook ids first).
+        subscriptions = list(await session.scalars(select(WebhookSubscription)))
+        if not subscriptions:  # nobody to deliver to: no event needs loading
+            marked = await session.execute(
+                update(Event)
+                .where(Event.dispatched_at.is_(None))
+                .values(dispatched_at=datetime.now(UTC))
+            )
+            return marked.rowcount, {}  # type: ignore[attr-defined]
         events = list(
             await session.scalars(
                 select(Event)
@@ -92,20 +103,16 @@ async def _claim(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, dict[
         if not events:
             return 0, {}
         to_start: dict[int, list[int]] = defaultdict(list)
-        # Few rows: every subscription ever made, so that the deliveries of one deleted since
-        # an earlier round are found (by the unique index: webhook ids first).
-        subscriptions = list(await session.scalars(select(WebhookSubscription)))
-        if subscriptions:
-            await _add_deliveries(session, events, subscriptions)
-            pending = await session.execute(
-                select(WebhookDelivery.id, WebhookDelivery.event_id)
-                .where(WebhookDelivery.webhook_id.in_([s.id for s in subscriptions]))
-                .where(WebhookDelivery.event_id.in_([e.id for e in events]))
-                .where(WebhookDelivery.status == "pending")
-                .order_by(WebhookDelivery.id)
-            )
-            for delivery_id, event_id in pending:
-                to_start[event_id].append(delivery_id)
+        await _add_deliveries(session, events, subscriptions)
+        pending = await session.execute(
+            select(WebhookDelivery.id, WebhookDelivery.event_id)
+            .where(WebhookDelivery.webhook_id.in_([s.id for s in subscriptions]))
+            .where(WebhookDelivery.event_id.in_([e.id for e in events]))
+            .where(WebhookDelivery.status == "pending")
+            .order_by(WebhookDelivery.id)
+        )
+        for delivery_id, event_id in pending:
+            to_start[event_id].append(delivery_id)
         done = [e.id for e in events if e.id not in to_start]
         await _mark_dispatched(sessions, done, session)
     return len(done), dict(to_start)

@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import relay
 from core import temporal_dev_server
+from core.relay_wakeups import Wakeups
 from tests.conftest import ADMIN_KEY, client_for, free_port
 from worker import build_worker
 
@@ -54,11 +55,16 @@ def task_queue() -> str:
 async def running_worker(
     app: FastAPI, temporal: WorkflowEnvironment, task_queue: str
 ) -> AsyncIterator[None]:
-    """The worker and relay, as ``openlines worker`` runs them, on the app's database."""
+    """The worker and relay, as ``openlines worker`` runs them, on the app's database
+    (woken by PostgreSQL's notifications there, polling on SQLite)."""
     stop = asyncio.Event()
-    async with build_worker(temporal.client, task_queue, app.state.sessions):
+    database_url = app.state.settings.resolved_database_url
+    async with (
+        build_worker(temporal.client, task_queue, app.state.sessions),
+        Wakeups(database_url).listening() as wakeups,
+    ):
         relaying = asyncio.create_task(
-            relay.run(app.state.sessions, temporal.client, task_queue, stop)
+            relay.run(app.state.sessions, temporal.client, task_queue, stop, wakeups=wakeups)
         )
         try:
             yield

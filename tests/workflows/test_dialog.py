@@ -2,8 +2,11 @@
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowHandle
 
 from core.models import Dialog
 from tests.workflows.harness import Harness
@@ -64,3 +67,39 @@ async def test_ops_see_status_operator_and_next_deadline_in_the_temporal_ui(harn
     assert attributes.get(sa.DIALOG_STATUS) == "accepted"
     assert attributes.get(sa.LINE_ID) == channel.line_id
     assert attributes.get(sa.CHANNEL_TYPE) == "api"
+
+
+async def test_a_moved_deadline_shows_in_the_details_without_an_upsert_event(harness: Harness):
+    """Each search-attribute upsert is a history event: a client message that moves only a
+    deadline updates the summary ops see, and the search attributes stay as they were."""
+    channel = await harness.line([])  # nobody to offer it to: queued, the expiry moves
+    dialog = await harness.client_writes(channel, "chat-moved")
+    await harness.eventually(dialog, lambda s: s.status == "queued")
+    upserts = await _upserts(dialog)
+    before = await _details(dialog)
+
+    await harness.sleep(3600)
+    await harness.client_writes(channel, "chat-moved", "Still there?")
+    state = await harness.eventually(dialog, lambda s: len(s.seen_message_ids) == 2)
+    deadline = min(state.deadlines.values())
+    for _ in range(100):
+        if deadline.isoformat() in await _details(dialog):
+            break
+        await asyncio.sleep(0.02)
+
+    assert deadline.isoformat() in await _details(dialog)
+    assert await _details(dialog) != before
+    assert await _upserts(dialog) == upserts
+    attributes = (await dialog.describe()).typed_search_attributes
+    assert attributes.get(sa.DIALOG_STATUS) == "queued"
+
+
+async def _details(dialog: WorkflowHandle[Any, Any]) -> str:
+    metadata = await dialog.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return metadata.current_details
+
+
+async def _upserts(dialog: WorkflowHandle[Any, Any]) -> int:
+    history = await dialog.fetch_history()
+    upsert = EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    return sum(1 for event in history.events if event.event_type == upsert)
