@@ -96,7 +96,7 @@ async def test_a_moved_deadline_shows_in_the_details_without_an_upsert_event(har
 
 async def _details(dialog: WorkflowHandle[Any, Any]) -> str:
     metadata = await dialog.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return metadata.current_details
+    return str(metadata.current_details)
 
 
 async def _upserts(dialog: WorkflowHandle[Any, Any]) -> int:
