@@ -5,9 +5,11 @@ shared out between them with row locks (PostgreSQL).
 """
 
 import asyncio
+import compileall
 import logging
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import relay
+import workflows
 from activities.auto_replies import AutoReplyActivities
 from activities.chat_tracker import ChatTrackerActivities
 from activities.crm import CrmActivities
@@ -95,8 +98,19 @@ def build_worker(
     )
 
 
+def compile_workflow_modules() -> None:
+    """Write the bytecode of ``workflows/`` even where PYTHONDONTWRITEBYTECODE is set (as in
+    many container images): the sandbox imports a workflow's module afresh for every run, and
+    without bytecode each run compiles the module from source again, which cost the worker
+    about a tenth of its CPU under load."""
+    folder = Path(workflows.__file__).parent
+    if not compileall.compile_dir(folder, maxlevels=0, quiet=2):
+        log.warning("could not write bytecode in %s; workflow runs compile their module", folder)
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Poll the task queue and relay the outbox until ``stop`` is set."""
+    compile_workflow_modules()
     client = await connect(settings)
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
