@@ -107,6 +107,8 @@ class DialogActivities:
     async def enter_queue(self, request: RoutingRequest) -> Routing:
         """The dialog joins its line's waiting queue and is offered if anyone can take it."""
         async with self._locked(request.dialog_id) as (session, dialog, settings):
+            if request.run_id is not None:
+                dialog.run_id = request.run_id
             if dialog.operator_id is None and not dialog.offered_to:
                 routing.withdraw_offer(dialog, request.at)
                 dialog.status = "queued"

@@ -95,7 +95,9 @@ class DialogWorkflow:
         self._state = carried.state
         self._routing: Routing | None = carried.routing
         self._pending = carried.pending
-        self._dirty = True  # the projection in the database is behind
+        # The projection in the database is behind. Since version 4 a new dialog's row is
+        # current: the API wrote it and joining the queue writes the run id.
+        self._dirty = not self._v4 or start.carried is not None
         self._updates = 0
         self._published: Published | None = None
         self._alarm = Alarm()  # the timer of the nearest deadline (version 2)
@@ -137,7 +139,9 @@ class DialogWorkflow:
         if len(state.seen_message_ids) > SEEN_IDS_KEPT:
             state.seen_up_to = max(state.seen_up_to, state.seen_message_ids.pop(0))
         state.client_messages += 1
-        self._dirty = True
+        # Since version 4 the row is written only if this changes what it holds.
+        row_before = (state.status, state.close_reason)
+        self._dirty = self._dirty or not self._v4
         # Timers count from when the workflow got the message (milliseconds after it was
         # filed, unless Temporal was down), so workflow time alone decides every deadline.
         now = workflow.now()
@@ -165,6 +169,8 @@ class DialogWorkflow:
             state.close_reason, state.closing_since, state.rating_wait = None, None, None
         elif state.status in ("operator_replied", "client_followup"):
             state.status = "client_followup"
+        if (state.status, state.close_reason) != row_before:
+            self._dirty = True
 
     @workflow.signal
     def line_deleted(self, dialog_id: int) -> None:
@@ -486,9 +492,11 @@ class DialogWorkflow:
         ):
             if getattr(pending, flag) and state.status not in FINAL_STATUSES:
                 setattr(pending, flag, False)
+                run_id = None
                 if flag == "queue":
                     self._enter_queue_status()
-                request = RoutingRequest(dialog_id=state.dialog_id, at=now)
+                    run_id = workflow.info().run_id
+                request = RoutingRequest(dialog_id=state.dialog_id, at=now, run_id=run_id)
                 self._apply(await self._database(method, request))
 
     def _recheck(self, validator: Callable[[Arg], None], argument: Arg) -> None:

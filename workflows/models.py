@@ -178,6 +178,8 @@ class RoutingRequest(BaseModel):
     at: datetime
     # For a handover: the offer that timed out; a newer offer is left alone.
     offered_at: datetime | None = None
+    # Joining the queue: the run, for the dialog row (version 4 writes it no other way).
+    run_id: str | None = None
 
 
 class OperatorAction(BaseModel):

@@ -103,3 +103,15 @@ async def _upserts(dialog: WorkflowHandle[Any, Any]) -> int:
     history = await dialog.fetch_history()
     upsert = EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
     return sum(1 for event in history.events if event.event_type == upsert)
+
+
+async def test_the_dialog_row_names_its_run_once_it_is_offered(harness: Harness):
+    """The API's link to the Temporal UI needs the run id; joining the queue writes it."""
+    (ann,) = await harness.operators(1)
+    channel = await harness.line([ann])
+    dialog = await harness.client_writes(channel, "chat-run")
+    state = await harness.offered(dialog, [ann])
+
+    async with harness.sessions() as session:
+        row = await session.get(Dialog, state.dialog_id)
+    assert row is not None and row.run_id == (await dialog.describe()).run_id
