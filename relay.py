@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -24,10 +23,11 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.events.dispatch import BATCH as DISPATCH_BATCH
 from core.events.dispatch import dispatch_batch
 from core.inbound import may_hold_contact, rating_reply
 from core.models import Dialog, Message, Operator, Outbox
-from core.relay_wakeups import Wakeup, Wakeups
+from core.relay_wakeups import Wakeups
 from core.temporal import start_once
 from workflows import search_attributes as sa
 from workflows.crm_sync import CrmSyncWorkflow, CrmTask
@@ -43,7 +43,7 @@ log = logging.getLogger("openlines.relay")
 
 BATCH = 200
 CLAIM = timedelta(seconds=30)
-DISPATCH_PAUSE_S = 0.1
+DISPATCH_EVERY_S = 0.2
 
 
 Row = tuple[Outbox, Dialog | None, Message | None, Operator | None]
@@ -251,41 +251,48 @@ async def run(
     max_history_events: int = DialogStart.model_fields["max_history_events"].default,
     wakeups: Wakeups | None = None,
 ) -> None:
-    """Deliver outbox rows and dispatch events until ``stop`` is set: at once while there is
-    work, else when ``wakeups`` (listening, on PostgreSQL) say so; without them, poll every
-    few milliseconds. Events wait ``DISPATCH_PAUSE_S`` between rounds: webhooks need no
-    millisecond latency, and one round per committed event would be one per transaction."""
-    wakeups = wakeups or Wakeups()
+    """Deliver outbox rows and dispatch events until ``stop`` is set.
 
-    async def deliver() -> int:
-        return await deliver_batch(sessions, client, task_queue, max_history_events)
-
-    async def dispatch() -> int:
-        return await dispatch_batch(sessions, client, task_queue)
-
+    Outbox rows go at once while there are more, else when ``wakeups`` (listening, on
+    PostgreSQL) say new ones were committed; without them the relay polls every few
+    milliseconds. Events are dispatched every ``DISPATCH_EVERY_S``: webhooks need no
+    millisecond latency, and a notification per event would cost every transaction that
+    records one a database-wide lock at commit (see migration 0004).
+    """
     await asyncio.gather(
-        _loop("outbox relay", deliver, wakeups.outbox, stop),
-        _loop("event dispatch", dispatch, wakeups.events, stop, DISPATCH_PAUSE_S),
+        _deliver(sessions, client, task_queue, stop, max_history_events, wakeups or Wakeups()),
+        _dispatch(sessions, client, task_queue, stop),
     )
 
 
-async def _loop(
-    name: str,
-    step: Callable[[], Awaitable[int]],
-    wakeup: Wakeup,
+async def _deliver(
+    sessions: async_sessionmaker[AsyncSession],
+    client: Client,
+    task_queue: str,
     stop: asyncio.Event,
-    pause_s: float = 0,
+    max_history_events: int,
+    wakeups: Wakeups,
 ) -> None:
-    """Run ``step`` again at once while it finds work, else when ``wakeup`` says so."""
     while not stop.is_set():
-        wakeup.looking()
+        wakeups.looking()
         try:
-            done = await step()
+            delivered = await deliver_batch(sessions, client, task_queue, max_history_events)
         except Exception:
-            log.exception("%s failed; retrying", name)
-            done = 0
-        if pause_s:
+            log.exception("outbox relay failed; retrying")
+            delivered = 0
+        if delivered == 0:
+            await wakeups.wait(stop)
+
+
+async def _dispatch(
+    sessions: async_sessionmaker[AsyncSession], client: Client, task_queue: str, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            dispatched = await dispatch_batch(sessions, client, task_queue)
+        except Exception:
+            log.exception("event dispatch failed; retrying")
+            dispatched = 0
+        if dispatched < DISPATCH_BATCH:  # a full batch: more are waiting
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause_s)
-        if done == 0:
-            await wakeup.wait(stop)
+                await asyncio.wait_for(stop.wait(), DISPATCH_EVERY_S)

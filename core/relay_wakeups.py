@@ -1,12 +1,11 @@
-"""When the outbox relay looks for work: on a PostgreSQL notification, else by polling.
+"""When the outbox relay looks for new rows: on a PostgreSQL notification, else by polling.
 
-PostgreSQL notifies ``openlines_outbox`` / ``openlines_events`` when a transaction that added
-outbox or event rows commits (a trigger, migration 0004), so an idle relay sleeps until there
-is work instead of querying the database 50 times a second; that polling cost an idle worker
-a fifth of a core. A notification is a hint, not the record: the relay still looks every
-``FALLBACK_S`` (for claims that expired and deliveries that failed), and polls every
-``POLL_S`` on SQLite, which has no notifications, and on PostgreSQL while the listening
-connection is down.
+PostgreSQL notifies ``openlines_outbox`` when a transaction that added outbox rows commits
+(a trigger, migration 0004), so an idle relay sleeps until there is work instead of querying
+the database 50 times a second; that polling cost an idle worker a fifth of a core. A
+notification is a hint, not the record: the relay still looks every ``FALLBACK_S`` (for
+claims that expired and deliveries that failed), and polls every ``POLL_S`` on SQLite, which
+has no notifications, and on PostgreSQL while the listening connection is down.
 """
 
 import asyncio
@@ -19,26 +18,31 @@ from sqlalchemy.engine import make_url
 
 log = logging.getLogger("openlines.relay")
 
+CHANNEL = "openlines_outbox"
 POLL_S = 0.02
 FALLBACK_S = 1.0
 RECONNECT_S = 1.0
 
 
-class Wakeup:
-    """New rows in one table: whether some were committed since the relay last looked."""
+class Wakeups:
+    """Whether outbox rows were committed since the relay last looked; ``listening()`` runs
+    the PostgreSQL listener that says so."""
 
-    def __init__(self, table: str, wakeups: "Wakeups") -> None:
-        self.channel = f"openlines_{table}"
-        self._wakeups = wakeups
+    def __init__(self, database_url: str | None = None) -> None:
+        """``database_url``: the relay's database; polling only when None or not PostgreSQL."""
+        url = make_url(database_url) if database_url else None
+        self._conninfo = (
+            url.set(drivername="postgresql").render_as_string(hide_password=False)
+            if url is not None and url.get_backend_name() == "postgresql"
+            else None
+        )
         self._due = asyncio.Event()
+        self.listening_now = False
 
     @property
     def due(self) -> bool:
         """Whether a notification came since ``looking()``."""
         return self._due.is_set()
-
-    def notified(self) -> None:
-        self._due.set()
 
     def looking(self) -> None:
         """The relay is about to look: what was notified so far is covered by that look."""
@@ -50,29 +54,12 @@ class Wakeup:
         try:
             await asyncio.wait(
                 waits,
-                timeout=FALLBACK_S if self._wakeups.listening_now else POLL_S,
+                timeout=FALLBACK_S if self.listening_now else POLL_S,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             for waiting in waits:
                 waiting.cancel()
-
-
-class Wakeups:
-    """The relay's two wake-ups, ``outbox`` and ``events``; ``listening()`` runs the
-    PostgreSQL listener that sets them."""
-
-    def __init__(self, database_url: str | None = None) -> None:
-        """``database_url``: the relay's database; polling only when None or not PostgreSQL."""
-        url = make_url(database_url) if database_url else None
-        self._conninfo = (
-            url.set(drivername="postgresql").render_as_string(hide_password=False)
-            if url is not None and url.get_backend_name() == "postgresql"
-            else None
-        )
-        self.outbox = Wakeup("outbox", self)
-        self.events = Wakeup("events", self)
-        self.listening_now = False
 
     @contextlib.asynccontextmanager
     async def listening(self) -> AsyncIterator["Wakeups"]:
@@ -89,21 +76,18 @@ class Wakeups:
                 await task
 
     async def _listen(self, conninfo: str) -> None:
-        by_channel = {wakeup.channel: wakeup for wakeup in (self.outbox, self.events)}
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     conninfo, autocommit=True
                 ) as connection:
-                    for channel in by_channel:
-                        await connection.execute(f"LISTEN {channel}")
+                    await connection.execute(f"LISTEN {CHANNEL}")
                     self.listening_now = True
-                    for wakeup in by_channel.values():
-                        wakeup.notified()  # rows committed before LISTEN took effect
-                    async for notification in connection.notifies():
-                        by_channel[notification.channel].notified()
+                    self._due.set()  # rows committed before LISTEN took effect
+                    async for _ in connection.notifies():
+                        self._due.set()
             except (psycopg.Error, OSError) as error:
-                log.warning("not listening for relay notifications (polling): %s", error)
+                log.warning("not listening for outbox notifications (polling): %s", error)
             finally:
                 self.listening_now = False
             await asyncio.sleep(RECONNECT_S)
