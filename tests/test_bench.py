@@ -66,3 +66,25 @@ def test_quick_bench_measures_every_item(tmp_path: Path):
     for process in ("worker", "api", "temporal"):
         assert positive(memory[process]["peak_rss_mb"])
         assert positive(memory[process]["rss_mb_with_open"])
+
+
+def test_cpu_breakdown_counts_each_process(tmp_path: Path):
+    """``python -m bench.cpu``: CPU per item for every process of both systems, measured."""
+    out = tmp_path / "cpu.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}  # SQLite
+    flags = ["--rate", "3", "--bare-rate", "3", "--duration", "2", "--json", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cpu", *flags],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    assert "CPU ms per item" in done.stdout
+    openlines, bare = results["openlines"]["cpu_ms"], results["bare"]["cpu_ms"]
+    assert all(positive(openlines[name]) for name in ("worker", "api", "temporal", "total"))
+    assert all(positive(bare[name]) for name in ("bare", "temporal", "total"))
+    assert results["openlines"]["sent"] == 6 and results["bare"]["sent"] == 6
