@@ -21,7 +21,9 @@ class Plan:
     step_refinements: int  # bisections between the last rate that held and the first that failed
     step_max_rate: float
     drain_s: float  # how long a step waits for its last dialogs after sending stops
-    settle_s: float  # then, at most this long for a failed step's backlog to clear
+    # then, at most this long for a failed step's backlog to clear: long enough for item 1's
+    # 3,000 dialogs, or the next step starts amid them and fails for their sake
+    settle_s: float
     timer_dialogs: int  # items 4 and 6: dialogs open and waiting
     timer_create_rate: float
     timer_grace_s: float  # a move later than this after its deadline counts as missed
@@ -81,7 +83,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         step_refinements=0 if quick else 2,
         step_max_rate=3200,
         drain_s=1.5 if quick else 10,
-        settle_s=2 if quick else 120,
+        settle_s=2 if quick else 900,
         timer_dialogs=int(pick(args.dialogs, 100, 10_000)),
         timer_create_rate=100,
         timer_grace_s=20 if quick else 120,
