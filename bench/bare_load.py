@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 
 from bench.bare import START_SIGNAL, WORKFLOW
 from bench.load import Outcome
+from core.background import in_background
 
 POLL_S = 0.01
 
@@ -52,14 +53,11 @@ class DoneLog:
                 self.read_new()
                 await asyncio.sleep(POLL_S)
 
-        task = asyncio.create_task(follow())
         try:
-            yield self
+            async with in_background(follow()):
+                yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            self.read_new()
+            self.read_new()  # what was written before the task ended
 
 
 class BareSink:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from bench.client import Api, ApiCallError
+from core.background import in_background
 
 PAGE = 200  # the list endpoint's maximum page
 # Between polls. Each poll is an API request (on SQLite it also takes the database's write
@@ -88,10 +89,5 @@ class ListWatcher:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["ListWatcher"]:
         """The polling loop as a background task for the duration of the block."""
-        task = asyncio.create_task(self.run())
-        try:
+        async with in_background(self.run()):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

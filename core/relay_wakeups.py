@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 import psycopg
 from sqlalchemy.engine import make_url
 
+from core.background import in_background
+
 log = logging.getLogger("openlines.relay")
 
 CHANNEL = "openlines_outbox"
@@ -67,13 +69,8 @@ class Wakeups:
         if self._conninfo is None:
             yield self
             return
-        task = asyncio.create_task(self._listen(self._conninfo))
-        try:
+        async with in_background(self._listen(self._conninfo)):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _listen(self, conninfo: str) -> None:
         while True:
