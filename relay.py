@@ -117,6 +117,9 @@ async def _claim(sessions: async_sessionmaker[AsyncSession]) -> list[Row]:
                 update(Outbox)
                 .where(Outbox.id.in_([outbox.id for outbox, *_ in rows]))
                 .values(claimed_until=now + CLAIM)
+                # Not "evaluate" (the default): it matches the IN list against every row the
+                # session just loaded, 200 x 200 comparisons in Python for a full batch.
+                .execution_options(synchronize_session=False)
             )
     return rows
 

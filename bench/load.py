@@ -54,6 +54,7 @@ class Step:
     issued_rate: float
     outcome: Outcome
     sink: Sink  # to ask more of afterwards
+    done_by_drain: int  # items done by the end of the drain (the rest, if any, came later)
 
     @property
     def within(self) -> float:
@@ -67,8 +68,8 @@ class Step:
 
     @property
     def throughput(self) -> float:
-        """Items per second done at all (within the drain), however late."""
-        return len(self.outcome.from_sent) / self.duration
+        """Items per second done by the end of the drain, however late."""
+        return self.done_by_drain / self.duration
 
     def report(self) -> dict[str, Any]:
         out = self.outcome
@@ -79,6 +80,7 @@ class Step:
             "sent": out.sent,
             "failed": out.failed,
             "done": len(out.from_sent),
+            "done_by_drain": self.done_by_drain,
             "within_1s": round(self.within, 4),
             "holds": self.holds,
             "throughput": round(self.throughput, 1),
@@ -94,8 +96,9 @@ async def run_step(
     sink: Sink, rate: float, duration: float, drain_s: float, settle_s: float = 0
 ) -> Step:
     """Send ``rate`` items a second for ``duration`` s without waiting on answers, then give
-    the last ones ``drain_s`` to be done. What is still not done then counts as failed, and
-    gets up to ``settle_s`` more so that its backlog does not weigh on the next step."""
+    the last ones ``drain_s`` to be done. What is still not done then has failed the step, and
+    gets up to ``settle_s`` more so that its backlog does not weigh on the next step; the
+    latencies are taken after that, so a backlog's late items count with their whole wait."""
     count = max(1, round(rate * duration))
     async with sink.observing():
         start = time.monotonic()
@@ -108,10 +111,10 @@ async def run_step(
         issued_for = time.monotonic() - start + 1 / rate
         await asyncio.gather(*tasks)
         drained = await sink.drained(drain_s)
-        step = Step(rate, duration, count / issued_for, sink.outcome(), sink)
+        done_by_drain = len(sink.outcome().from_sent)
         if not drained and settle_s:
             await sink.drained(settle_s)
-    return step
+        return Step(rate, duration, count / issued_for, sink.outcome(), sink, done_by_drain)
 
 
 @dataclass

@@ -33,6 +33,12 @@ def _latency_details(step: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def _unseen(step: dict[str, Any]) -> str:
+    """Says how many sent items were never seen done (their latency is in no percentile)."""
+    missing = step["sent"] - step["done"]
+    return f"  ({missing} of {step['sent']} never seen)" if missing else ""
+
+
 def _bound(search: dict[str, Any]) -> str:
     """Marks a rate no step sustained, or one the search never saw fail (quick runs stop)."""
     if not search["sustained"]:
@@ -58,7 +64,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     out = [
         (
             f"1 offer latency at {fixed['rate']:g}/s for {fixed['duration_s']:g} s (202 -> seen)",
-            _ms(fixed["latency_from_accepted"], "p50_ms", "p95_ms", "p99_ms"),
+            _ms(fixed["latency_from_accepted"], "p50_ms", "p95_ms", "p99_ms") + _unseen(fixed),
             "p99 <= 150 ms at 50/s",
             _meets(fixed_p99, 150) if fixed["rate"] >= 50 else "n/a (rate)",
         ),
