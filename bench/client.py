@@ -39,7 +39,11 @@ class Api:
             base_url=base_url,
             headers={"Authorization": f"Bearer {admin_key}"},
             timeout=httpx.Timeout(60.0),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: with
+            # both at 5 s, a request can go out on a connection the server is closing.
+            limits=httpx.Limits(
+                max_connections=256, max_keepalive_connections=64, keepalive_expiry=2.0
+            ),
         )
 
     async def aclose(self) -> None:

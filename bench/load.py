@@ -31,6 +31,7 @@ class Outcome:
     request: list[float] = field(default_factory=list)  # sent -> taken
     observer: dict[str, Any] = field(default_factory=dict)  # how "done" was seen, its cost
     recorded: list[float] = field(default_factory=list)  # taken -> done by the system's clock
+    failures: dict[str, int] = field(default_factory=dict)  # why sends failed, where known
 
 
 class Sink(Protocol):
@@ -79,6 +80,7 @@ class Step:
             "duration_s": self.duration,
             "sent": out.sent,
             "failed": out.failed,
+            "failures": out.failures,
             "done": len(out.from_sent),
             "done_by_drain": self.done_by_drain,
             "within_1s": round(self.within, 4),

@@ -8,6 +8,7 @@ each step would run slower than the last for the earlier steps' leftovers alone.
 
 import asyncio
 import itertools
+from collections import Counter
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -33,15 +34,18 @@ class OfferSink:
         self.prefix = prefix
         self.watcher = ListWatcher(api, line.id)
         self.sent = 0
-        self.failed = 0
+        self.failures: Counter[str] = Counter()  # why sends failed: error type or answer
         self.filed: dict[int, Filed] = {}
 
     async def send(self, seq: int) -> None:
         self.sent += 1
         try:
             filed = await self.api.inbound(self.line, f"{self.prefix}-{seq}", "m-1", "Hello")
-        except (httpx.HTTPError, ApiCallError):
-            self.failed += 1
+        except httpx.HTTPError as error:
+            self.failures[type(error).__name__] += 1
+            return
+        except ApiCallError as error:
+            self.failures[str(error)[:80]] += 1
             return
         self.filed[filed.dialog_id] = filed
         self.watcher.expect(filed.dialog_id)
@@ -74,7 +78,8 @@ class OfferSink:
     def outcome(self) -> Outcome:
         polls = self.watcher.poll_s
         observer = {"polls": len(polls), "poll": summary_ms(polls), "errors": self.watcher.errors}
-        out = Outcome(sent=self.sent, failed=self.failed, observer=observer)
+        failed = sum(self.failures.values())
+        out = Outcome(self.sent, failed, observer=observer, failures=dict(self.failures))
         for dialog_id, filed in self.filed.items():
             out.request.append(filed.answered_at - filed.sent_at)
             if dialog_id in self.watcher.seen:

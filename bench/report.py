@@ -34,9 +34,13 @@ def _latency_details(step: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def _unseen(step: dict[str, Any]) -> str:
-    """Says how many sent items were never seen done (their latency is in no percentile)."""
+    """Says how many sent items were never seen done (their latency is in no percentile),
+    and why sends failed."""
     missing = step["sent"] - step["done"]
-    return f"  ({missing} of {step['sent']} never seen)" if missing else ""
+    if not missing:
+        return ""
+    why = ", ".join(f"{count} {kind}" for kind, count in step.get("failures", {}).items())
+    return f"  ({missing} of {step['sent']} never seen{'; failed: ' + why if why else ''})"
 
 
 def _bound(search: dict[str, Any]) -> str:
