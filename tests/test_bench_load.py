@@ -62,9 +62,9 @@ async def test_items_done_while_settling_count_with_their_whole_wait():
 
 
 async def test_a_step_that_keeps_up_holds():
-    sink = DelayedSink(fast=10, slow_s=1.5)
-    step = await run_step(sink, rate=20, duration=0.5, drain_s=0.2, settle_s=5)
+    sink = DelayedSink(fast=20, slow_s=1.5)
+    step = await run_step(sink, rate=20, duration=1, drain_s=0.2, settle_s=5)
 
     assert step.holds
-    assert step.done_by_drain == len(step.outcome.from_sent) == 10
+    assert step.done_by_drain == len(step.outcome.from_sent) == 20
     assert max(step.outcome.from_sent) < 1.0
