@@ -19,18 +19,25 @@ def positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
-def test_quick_bench_measures_every_item(tmp_path: Path):
-    out = tmp_path / "bench.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}  # SQLite
+def run_on_sqlite(module: str, *flags: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <flags>`` with no ``OPENLINES_*`` variables (so on SQLite);
+    fails the test unless it exits 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        [sys.executable, "-m", module, *flags],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_quick_bench_measures_every_item(tmp_path: Path):
+    out = tmp_path / "bench.json"
+    done = run_on_sqlite("bench", "--quick", "--json", str(out), timeout=900)
     results = json.loads(out.read_text())
     assert "openlines benchmark" in done.stdout  # the table was printed
 
@@ -71,17 +78,8 @@ def test_quick_bench_measures_every_item(tmp_path: Path):
 def test_cpu_breakdown_counts_each_process(tmp_path: Path):
     """``python -m bench.cpu``: CPU per item for every process of both systems, measured."""
     out = tmp_path / "cpu.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}  # SQLite
     flags = ["--rate", "3", "--bare-rate", "3", "--duration", "2", "--json", str(out)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.cpu", *flags],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_on_sqlite("bench.cpu", *flags, timeout=300)
     results = json.loads(out.read_text())
     assert "CPU ms per item" in done.stdout
     openlines, bare = results["openlines"]["cpu_ms"], results["bare"]["cpu_ms"]
