@@ -10,7 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,10 @@ def _sqlalchemy_url(url: str, database: str) -> str:
     return f"{base}/{database}"
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """A migrated, empty database of each backend, shared by the tests of one session."""
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("sqlite") / "openlines.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        await upgrade_async(url)
-        yield url
-        return
+@asynccontextmanager
+async def empty_postgres_database() -> AsyncIterator[str]:
+    """A new, unmigrated PostgreSQL database (its SQLAlchemy URL), dropped afterwards; the
+    test is skipped when the server cannot be reached, or fails under CI's flag."""
     try:
         admin = await psycopg.AsyncConnection.connect(
             POSTGRES_URL, autocommit=True, connect_timeout=3
@@ -62,15 +55,29 @@ async def database_url(
         pytest.skip(message)
     name = f"openlines_test_{uuid.uuid4().hex[:10]}"
     await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = _sqlalchemy_url(POSTGRES_URL, name)
     try:
-        await upgrade_async(url)
-        yield url
+        yield _sqlalchemy_url(POSTGRES_URL, name)
     finally:
         await admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
         await admin.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated, empty database of each backend, shared by the tests of one session."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("sqlite") / "openlines.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await upgrade_async(url)
+        yield url
+        return
+    async with empty_postgres_database() as url:
+        await upgrade_async(url)
+        yield url
 
 
 @pytest.fixture
