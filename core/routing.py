@@ -153,8 +153,19 @@ def pick(queue: Queue, pool: Pool, last_offered_id: int | None) -> list[Candidat
         # The next member after the one offered last, looping back to the start.
         after = pool.positions.get(last_offered_id, -1) if last_offered_id else -1
         return [min(free, key=lambda c: (c.position <= after, c.position))]
-    # evenly: least recently offered first; never offered counts as longest ago.
-    return [min(free, key=lambda c: (c.last_offered_at is not None, c.last_offered_at, c.position))]
+    # evenly: least recently offered first; never offered counts as longest ago. The one who
+    # just let this dialog go comes last, so a handover moves it on while anyone else is free.
+    return [
+        min(
+            free,
+            key=lambda c: (
+                c.id == last_offered_id,
+                c.last_offered_at is not None,
+                c.last_offered_at,
+                c.position,
+            ),
+        )
+    ]
 
 
 async def assign_waiting(
