@@ -1,8 +1,9 @@
 """CrmSyncWorkflow on the time-skipping server: one lead per dialog with the built-in CRM
-and with Bitrix24 (the fake portal), through outages, for known clients, and reassigned."""
+and with Bitrix24 (the fake portal), through outages (a dialog routed meanwhile), for known
+clients, and reassigned."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import count
@@ -12,8 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+import relay
 from activities.crm import CrmActivities
 from core.crm.backends import BuiltinCrm, LeadDraft
 from core.crm.bitrix24 import Bitrix24Crm
@@ -53,6 +56,19 @@ async def portal(
         crm = Bitrix24Crm(fake.webhook_url, http)
         async with build_worker(env.client, task_queue, sessions, crm=crm):
             yield Portal(Harness(env, sessions, task_queue), fake, crm)
+
+
+@pytest.fixture
+async def routed_portal(portal: Portal) -> AsyncIterator[Portal]:
+    """The fake Bitrix24's worker with the relay running too, as ``worker.serve`` runs it:
+    clients' messages reach dialog workflows and owed leads start their ``CrmSyncWorkflow``."""
+    h, stop = portal.harness, asyncio.Event()
+    relaying = asyncio.create_task(relay.run(h.sessions, h.env.client, h.task_queue, stop))
+    try:
+        yield portal
+    finally:
+        stop.set()
+        await relaying
 
 
 async def seed(
@@ -220,6 +236,59 @@ async def test_bitrix24_outage_delays_the_lead_until_it_recovers(portal: Portal)
     assert portal_lead["ASSIGNED_BY_ID"] == str(operator)
     assert portal_lead["PHONE"] == [{"VALUE": seeded.phone, "VALUE_TYPE": "WORK"}]
     assert await lead_events(h, seeded.dialog_id) == 1
+
+
+async def soon(check: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Wait (in real time, workflow time standing still) until ``check`` holds."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_dialog_is_routed_while_bitrix24_is_down_and_its_lead_follows(
+    routed_portal: Portal,
+) -> None:
+    h, fake = routed_portal.harness, routed_portal.fake
+    fake.outage = True  # every call answers 503 until the portal is back
+    (operator,) = await h.operators(1)
+    channel = await h.line([operator], {"crm": {"create": "lead"}}, handover_after=3600)
+    n = next(_numbers)
+    phone = f"+1415556{n:04d}"
+    dialog = await h.client_writes(channel, f"outage-{n}", "Hi, how much is it?", phone=phone)
+
+    offered = await h.offered(dialog, [operator])  # routed with the portal down
+    row = await h.row(dialog)
+    assert row.lead_requested and not row.client_known  # a new client: a lead is due
+    lead_run = h.env.client.get_workflow_handle_for(
+        CrmSyncWorkflow.run, workflow_id(create(offered.dialog_id))
+    )
+    await soon(lambda: fake.failed >= 2, "the lead's run tried the portal and tried again")
+    accepted = await h.accept(dialog, operator)
+    assert (accepted.status, accepted.operator_id) == ("accepted", operator)
+    replied = await h.reply(dialog, operator)
+    assert (replied.status, replied.answered) == ("operator_replied", True)
+    assert (await h.row_shows(dialog, "operator_replied")).operator_id == operator
+    assert fake.leads == {} and await leads_of(h, offered.dialog_id) == []
+    assert await lead_events(h, offered.dialog_id) == 0
+    assert (await lead_run.describe()).status == WorkflowExecutionStatus.RUNNING
+    assert "crm.lead.add" not in fake.calls  # each attempt failed at its first call
+
+    fake.outage = False  # the portal is back; the retry's backoff is skipped
+    async with h.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+        outcome: CrmOutcome = await asyncio.wait_for(lead_run.result(), timeout=30.0)
+
+    (external_id,) = fake.leads  # exactly one lead in Bitrix24 ...
+    (lead,) = await leads_of(h, offered.dialog_id)  # ... and one here, pointing at it
+    assert outcome == CrmOutcome(lead_id=lead.id, external_id=external_id, responsible_pushed=True)
+    assert (lead.external_id, lead.responsible_id) == (external_id, operator)
+    assert fake.calls.count("crm.lead.add") == 1
+    portal_lead = fake.leads[external_id]
+    assert portal_lead["ORIGIN_ID"] == f"openlines-dialog-{offered.dialog_id}"
+    assert portal_lead["ASSIGNED_BY_ID"] == str(operator)
+    assert portal_lead["PHONE"] == [{"VALUE": phone, "VALUE_TYPE": "WORK"}]
+    assert await lead_events(h, offered.dialog_id) == 1
+    assert (await h.row(dialog)).operator_id == operator
 
 
 async def test_client_known_to_bitrix24_gets_no_lead_and_their_responsible(portal: Portal):
