@@ -129,6 +129,19 @@ async def test_an_offer_to_an_operator_who_goes_offline_moves_on_at_once(harness
     assert "is not offered to operator" in rejected
 
 
+async def test_an_offer_to_an_operator_who_goes_on_vacation_moves_on_at_once(harness: Harness):
+    a, b = await harness.operators(2)
+    channel = await harness.line(
+        [a, b], distribution="strictly", check_availability=True, handover_after=3600
+    )
+    dialog = await harness.client_writes(channel, "chat-1")
+    await harness.offered(dialog, [a])
+
+    await harness.operator_changes(a, vacation_until=await harness.now() + timedelta(days=7))
+
+    await harness.offered(dialog, [b])
+
+
 async def test_an_offer_to_an_operator_who_ends_the_workday_waits_for_the_next_one(
     harness: Harness,
 ):
