@@ -58,14 +58,17 @@ def _migrate(_: argparse.Namespace) -> int:
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from core.db import printable_url
+
     migrate.upgrade(settings.resolved_database_url)
-    print(f"database at {settings.resolved_database_url} is up to date")
+    print(f"database at {printable_url(settings.resolved_database_url)} is up to date")
     return 0
 
 
 def _keys_create(args: argparse.Namespace) -> int:
     from core.api_keys import issue_key
     from core.db import create_engine, session_factory
+    from core.models import Operator
 
     if args.role == "operator" and args.operator_id is None:
         print("--operator-id is required for --role operator", file=sys.stderr)
@@ -77,16 +80,39 @@ def _keys_create(args: argparse.Namespace) -> int:
         print("--bot-id is required for, and only for, --role bot", file=sys.stderr)
         return 2
 
-    async def create() -> str:
+    async def create() -> str | None:
         engine = create_engine(get_settings().resolved_database_url)
-        async with session_factory(engine)() as session:
-            _, plain = await issue_key(session, args.role, args.operator_id, args.bot_id)
-            await session.commit()
-        await engine.dispose()
-        return plain
+        try:
+            async with session_factory(engine)() as session:
+                if args.operator_id is not None and not await session.get(
+                    Operator, args.operator_id
+                ):
+                    return None
+                _, plain = await issue_key(session, args.role, args.operator_id, args.bot_id)
+                await session.commit()
+                return plain
+        finally:
+            await engine.dispose()
 
-    print(asyncio.run(create()))
+    plain = asyncio.run(create())
+    if plain is None:
+        print(f"operator {args.operator_id} does not exist", file=sys.stderr)
+        return 2
+    print(plain)
     return 0
+
+
+def _db_id(text: str) -> int:
+    """An id as the API takes it: a positive 32-bit integer."""
+    from api.deps import MAX_ID
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an id (1..{MAX_ID})")
+    return value
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -127,8 +153,8 @@ def parser() -> argparse.ArgumentParser:
     )
     create = keys.add_parser("create", help="issue a key and print it (shown once)")
     create.add_argument("--role", required=True, choices=get_args(Role))
-    create.add_argument("--operator-id", type=int)
-    create.add_argument("--bot-id", type=int)
+    create.add_argument("--operator-id", type=_db_id)
+    create.add_argument("--bot-id", type=_db_id)
     create.set_defaults(run=_keys_create)
 
     try:

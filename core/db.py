@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -47,3 +47,8 @@ def create_engine(url: str, read_only: bool = False) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def printable_url(url: str) -> str:
+    """The database URL with its password masked, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)

@@ -24,6 +24,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from core import child_process, migrate, temporal_dev_server
 from core.config import Settings
+from core.db import printable_url
 from core.temporal import connect
 
 STARTUP_TIMEOUT_S = 60.0
@@ -160,7 +161,7 @@ def run(settings: Settings) -> int:
         else admin_key(data_dir)
     )
     database_url = settings.resolved_database_url
-    print(f"Applying database migrations to {database_url}", flush=True)
+    print(f"Applying database migrations to {printable_url(database_url)}", flush=True)
     migrate.upgrade(database_url)
 
     stopping = False
