@@ -3,6 +3,8 @@
 import pytest
 from sqlalchemy import select
 
+from api.app import create_app
+from core.config import Settings
 from core.models import ApiKey
 from tests.conftest import client_for
 
@@ -37,17 +39,6 @@ async def key_for_role(admin, role):
     if role == "bot":
         return (await issue_key(admin, "bot", bot_id=1))["key"]
     return (await issue_key(admin, role))["key"]
-
-
-def configuration_calls(line_id, operator_id):
-    """One valid request to each admin-only route, with the status an admin gets."""
-    return [
-        ("POST", "/v1/lines", {"name": "Sales"}, 201),
-        ("PATCH", f"/v1/lines/{line_id}", {"name": "Support"}, 200),
-        ("POST", "/v1/operators", {"name": "Bob"}, 201),
-        ("POST", "/v1/api-keys", {"role": "operator", "operator_id": operator_id}, 201),
-        ("POST", f"/v1/lines/{line_id}/channels", {"type": "api"}, 201),
-    ]
 
 
 def assert_problem(response, status):
@@ -96,28 +87,178 @@ async def test_revoked_key_is_401(app, admin):
 
 # --- 403: known caller, wrong role -------------------------------------------------------
 
+# Every route only an admin may call (``Admin`` in api/routes/): method, path, a valid body,
+# and the status the admin gets. Paths are the OpenAPI templates; ``configure`` fills the
+# ids in. Presence and workday are not here: an operator sets their own (tested below).
+ADMIN_ONLY = [
+    ("POST", "/v1/operators", {"name": "Bob"}, 201),
+    ("PATCH", "/v1/operators/{operator_id}", {"name": "Anna"}, 200),
+    ("PATCH", "/v1/operators/{operator_id}", {"fired": True}, 200),
+    ("PATCH", "/v1/operators/{operator_id}", {"vacation_until": "2099-01-01T00:00:00Z"}, 200),
+    ("POST", "/v1/departments", {"name": "Sales"}, 201),
+    ("PATCH", "/v1/departments/{department_id}", {"name": "Billing", "operator_ids": []}, 200),
+    ("DELETE", "/v1/departments/{department_id}", None, 204),
+    ("POST", "/v1/lines", {"name": "Sales"}, 201),
+    ("PATCH", "/v1/lines/{line_id}", {"name": "Support"}, 200),
+    ("DELETE", "/v1/lines/{line_id}", None, 204),
+    ("POST", "/v1/lines/{line_id}/channels", {"type": "api"}, 201),
+    ("GET", "/v1/lines/{line_id}/channels", None, 200),
+    ("DELETE", "/v1/channels/{channel_id}", None, 204),
+    ("POST", "/v1/api-keys", {"role": "admin"}, 201),
+    ("GET", "/v1/api-keys", None, 200),
+    ("DELETE", "/v1/api-keys/{key_id}", None, 204),
+    ("POST", "/v1/agreements", {"name": "Privacy", "text": "We keep your messages."}, 201),
+    ("PATCH", "/v1/agreements/{agreement_id}", {"text": "We keep them a year."}, 200),
+    ("DELETE", "/v1/agreements/{agreement_id}", None, 204),
+    ("POST", "/v1/webhooks", {"url": "https://hooks.example/in", "events": ["*"]}, 201),
+    ("GET", "/v1/webhooks", None, 200),
+    ("GET", "/v1/webhooks/{webhook_id}", None, 200),
+    ("PATCH", "/v1/webhooks/{webhook_id}", {"active": False}, 200),
+    ("DELETE", "/v1/webhooks/{webhook_id}", None, 204),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries", None, 200),
+]
 
-@pytest.mark.parametrize("role", ["supervisor", "operator"])
-async def test_only_admins_configure(app, admin, role):
+# The other routes that change something, and who calls them instead (tested elsewhere).
+NOT_ADMIN_ONLY = {
+    # admin, or the operator (or supervisor) bound to that operator
+    ("PUT", "/v1/operators/{operator_id}/presence"),
+    ("PUT", "/v1/operators/{operator_id}/workday"),
+    # the channel's secret (clients)
+    ("POST", "/v1/channels/{channel_id}/messages"),
+    ("POST", "/v1/dialogs/{dialog_id}/rating"),
+    # operators on their dialogs, supervisors and admins
+    ("POST", "/v1/dialogs/{dialog_id}/messages"),
+    ("POST", "/v1/dialogs/{dialog_id}/transfer"),
+    ("POST", "/v1/dialogs/{dialog_id}/intercept"),
+    ("POST", "/v1/dialogs/{dialog_id}/accept"),
+    ("POST", "/v1/dialogs/{dialog_id}/skip"),
+    ("POST", "/v1/dialogs/{dialog_id}/close"),
+    ("POST", "/v1/dialogs/{dialog_id}/spam"),
+    ("POST", "/v1/dialogs/{dialog_id}/pin"),
+    ("POST", "/v1/dialogs/{dialog_id}/unpin"),
+    ("POST", "/v1/dialogs/{dialog_id}/crm/lead"),
+    ("POST", "/v1/notifications/{notification_id}/read"),
+    # supervisors and admins (the CRM ones: tests/api/test_crm_api.py)
+    ("POST", "/v1/dialogs/{dialog_id}/supervisor-rating"),
+    ("POST", "/v1/crm/contacts"),
+    ("PATCH", "/v1/crm/contacts/{contact_id}"),
+    ("DELETE", "/v1/crm/contacts/{contact_id}"),
+    ("POST", "/v1/crm/leads"),
+    ("PATCH", "/v1/crm/leads/{lead_id}"),
+    ("DELETE", "/v1/crm/leads/{lead_id}"),
+}
+
+
+def call_id(call):
+    method, path, body, _ = call
+    fields = "+".join(body) if body and method == "PATCH" else ""
+    return f"{method} {path} {fields}".strip()
+
+
+async def configure(admin):
+    """One of each configured thing, for the admin-only routes to act on; their ids."""
+    ann = await create_operator(admin, "Ann")
     line_id = await create_line(admin)
-    operator_id = await create_operator(admin, "Ann")
+    other_line = await create_line(admin)
+    channel = await admin.post(f"/v1/lines/{other_line}/channels", json={"type": "api"})
+    department = await admin.post(
+        "/v1/departments", json={"name": "Support", "operator_ids": [ann]}
+    )
+    agreement = await admin.post("/v1/agreements", json={"name": "Terms", "text": "Be nice."})
+    webhook = await admin.post(
+        "/v1/webhooks", json={"url": "https://hooks.example/old", "events": ["*"]}
+    )
+    for response in (channel, department, agreement, webhook):
+        assert response.status_code == 201, response.text
+    return {
+        "operator_id": ann,
+        "line_id": line_id,
+        "other_line_id": other_line,
+        "channel_id": channel.json()["id"],
+        "department_id": department.json()["id"],
+        "agreement_id": agreement.json()["id"],
+        "webhook_id": webhook.json()["id"],
+        "key_id": (await issue_key(admin, "supervisor"))["id"],
+    }
+
+
+async def configuration(admin, ids):
+    """Everything an admin can read of the configuration."""
+    paths = [
+        "/v1/operators",
+        "/v1/departments",
+        "/v1/lines",
+        "/v1/lines/{line_id}/channels",
+        "/v1/lines/{other_line_id}/channels",
+        "/v1/api-keys",
+        "/v1/agreements",
+        "/v1/agreements/{agreement_id}/versions",
+        "/v1/webhooks",
+    ]
+    seen = {}
+    for path in paths:
+        response = await admin.get(path.format(**ids))
+        seen[path] = (response.status_code, response.json())
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "admin_status"),
+    ADMIN_ONLY,
+    ids=[call_id(call) for call in ADMIN_ONLY],
+)
+async def test_only_admins_configure(app, admin, method, path, body, admin_status):
+    """Supervisors, operators and bots get 403 naming their role and change nothing; the
+    operator and supervisor keys belong to the very operator a PATCH changes."""
+    ids = await configure(admin)
+    ann = ids["operator_id"]
+    keys = {
+        "supervisor": (await issue_key(admin, "supervisor", operator_id=ann))["key"],
+        "operator": (await issue_key(admin, "operator", operator_id=ann))["key"],
+        "bot": (await issue_key(admin, "bot", bot_id=1))["key"],
+    }
+    url = path.format(**ids)
+    before = await configuration(admin, ids)
+    for role, key in keys.items():
+        async with client_for(app, key) as caller:
+            response = await caller.request(method, url, json=body)
+        assert_problem(response, 403)
+        assert f"the {role} role" in response.json()["detail"], role
+    assert await configuration(admin, ids) == before
+
+    response = await admin.request(method, url, json=body)
+    assert response.status_code == admin_status, response.text
+
+
+def test_every_changing_route_is_classified():
+    """A new route that changes something must join ADMIN_ONLY (and be tested by
+    test_only_admins_configure) or NOT_ADMIN_ONLY, on purpose."""
+    admin_only = {(method, path) for method, path, _, _ in ADMIN_ONLY}
+    routes = {
+        (method.upper(), path)
+        for path, operations in create_app(Settings()).openapi()["paths"].items()
+        for method in operations
+    }
+    changing = {(method, path) for method, path in routes if method != "GET"}
+    assert admin_only <= routes
+    assert sorted(changing - admin_only - NOT_ADMIN_ONLY) == []
+    assert sorted(NOT_ADMIN_ONLY - changing) == []
+    assert not admin_only & NOT_ADMIN_ONLY
+
+
+@pytest.mark.parametrize("role", ["supervisor", "bot"])
+async def test_only_admins_and_the_operator_set_presence_and_workday(app, admin, role):
+    ann = await create_operator(admin, "Ann")
     async with client_for(app, await key_for_role(admin, role)) as caller:
-        for method, path, body, _ in configuration_calls(line_id, operator_id):
-            response = await caller.request(method, path, json=body)
-            assert_problem(response, 403)
-            assert role in response.json()["detail"], f"{method} {path}"
-    # Nothing was changed by the refused calls.
-    lines = (await admin.get("/v1/lines")).json()
-    assert [line["name"] for line in lines] == [f"Line {line_id}"]
-    assert (await admin.get(f"/v1/lines/{line_id}/channels")).json() == []
-
-
-async def test_admin_key_configures(admin):
-    line_id = await create_line(admin)
-    operator_id = await create_operator(admin, "Ann")
-    for method, path, body, status in configuration_calls(line_id, operator_id):
-        response = await admin.request(method, path, json=body)
-        assert response.status_code == status, f"{method} {path}: {response.text}"
+        presence = await caller.put(f"/v1/operators/{ann}/presence", json={"status": "online"})
+        workday = await caller.put(f"/v1/operators/{ann}/workday", json={"state": "started"})
+    assert_problem(presence, 403)
+    assert_problem(workday, 403)
+    unchanged = (await admin.get(f"/v1/operators/{ann}")).json()
+    assert (unchanged["presence"], unchanged["workday"]) == ("offline", "ended")
+    presence = await admin.put(f"/v1/operators/{ann}/presence", json={"status": "online"})
+    workday = await admin.put(f"/v1/operators/{ann}/workday", json={"state": "started"})
+    assert (presence.status_code, workday.status_code) == (200, 200)
 
 
 @pytest.mark.parametrize("role", ["supervisor", "operator"])

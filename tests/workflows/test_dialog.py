@@ -67,6 +67,7 @@ async def test_ops_see_status_operator_and_next_deadline_in_the_temporal_ui(harn
     assert attributes.get(sa.DIALOG_STATUS) == "accepted"
     assert attributes.get(sa.LINE_ID) == channel.line_id
     assert attributes.get(sa.CHANNEL_TYPE) == "api"
+    assert attributes.get(sa.CLIENT_ID) == state.chat_id
 
 
 async def test_a_moved_deadline_shows_in_the_details_without_an_upsert_event(harness: Harness):

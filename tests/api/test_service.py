@@ -1,0 +1,145 @@
+"""Service endpoints: liveness, and readiness naming the database and Temporal.
+
+Readiness is checked against a real Temporal (the time-skipping test server answers the
+gRPC health check) and against addresses nobody listens on.
+"""
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from core.config import Settings
+from core.temporal_dev_server import find_binary
+from tests.conftest import client_for, free_port
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@asynccontextmanager
+async def temporal_test_server(port: int | None = None) -> AsyncIterator[str]:
+    """A Temporal test server (on ``port`` if given); its address."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        port=port, test_server_existing_path=find_binary("temporal-test-server")
+    ) as environment:
+        yield environment.client.service_client.config.target_host
+
+
+@pytest.fixture
+async def temporal_address() -> AsyncIterator[str]:
+    async with temporal_test_server() as address:
+        yield address
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[FastAPI]:
+    """An app with its lifespan running, for databases the ``make_app`` fixture cannot use."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def unreachable_database(backend: str, tmp_path: Path) -> str:
+    """A database URL that fails to connect: a SQLite file in a folder that does not exist,
+    or a PostgreSQL port nobody listens on."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'openlines.db'}"
+    return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+
+
+async def readyz(app: FastAPI) -> Any:
+    async with client_for(app, None) as anonymous:  # probes carry no key
+        return await anonymous.get("/readyz")
+
+
+def assert_not_ready(response: Any, detail: str) -> None:
+    """A 503 problem whose detail matches ``detail``, where ``ERROR`` is an exception's name."""
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    problem = response.json()
+    assert (problem["status"], problem["title"]) == (503, "Service unavailable")
+    pattern = re.escape(detail).replace("ERROR", r"[A-Za-z]+")
+    assert re.fullmatch(pattern, problem["detail"]), problem["detail"]
+
+
+async def test_ready_when_the_database_and_temporal_answer(
+    make_app: Callable[..., Any], temporal_address: str
+):
+    app = await make_app(temporal_address=temporal_address)
+    response = await readyz(app)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ready", "database": "ok", "temporal": "ok"}
+
+
+async def test_not_ready_while_temporal_is_unreachable_and_ready_once_it_answers(
+    make_app: Callable[..., Any],
+):
+    """The failed connection is not kept: the next probe connects afresh."""
+    port = free_port()
+    app = await make_app(temporal_address=f"127.0.0.1:{port}")
+    assert_not_ready(await readyz(app), "not ready: temporal unreachable: ERROR")
+    async with temporal_test_server(port):
+        response = await readyz(app)
+        assert response.status_code == 200, response.text
+        assert response.json()["temporal"] == "ok"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_not_ready_while_the_database_is_unreachable(
+    backend: str, tmp_path: Path, temporal_address: str
+):
+    settings = Settings(
+        database_url=unreachable_database(backend, tmp_path), temporal_address=temporal_address
+    )
+    async with started(settings) as app:
+        assert_not_ready(await readyz(app), "not ready: database unreachable: ERROR")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_not_ready_names_both_when_nothing_answers_yet_the_process_is_alive(
+    backend: str, tmp_path: Path
+):
+    settings = Settings(
+        database_url=unreachable_database(backend, tmp_path),
+        temporal_address=f"127.0.0.1:{free_port()}",
+    )
+    async with started(settings) as app:
+        assert_not_ready(
+            await readyz(app),
+            "not ready: database unreachable: ERROR; temporal unreachable: ERROR",
+        )
+        async with client_for(app, None) as anonymous:
+            health = await anonymous.get("/healthz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok"}
+
+
+def requests_counted(metrics: str, method: str, route: str, status: int) -> float:
+    """The value of ``openlines_http_requests_total`` for these labels (0 before the first)."""
+    labels = f'method="{method}",route="{route}",status="{status}"'
+    for line in metrics.splitlines():
+        if line.startswith(f"openlines_http_requests_total{{{labels}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_answer_without_a_key_and_count_failed_probes(tmp_path: Path):
+    settings = Settings(
+        database_url=unreachable_database("sqlite", tmp_path),
+        temporal_address=f"127.0.0.1:{free_port()}",
+    )
+    async with started(settings) as app, client_for(app, None) as anonymous:
+        before = (await anonymous.get("/metrics")).text
+        assert (await anonymous.get("/readyz")).status_code == 503
+        assert (await anonymous.get("/readyz")).status_code == 503
+        response = await anonymous.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    counted = requests_counted(response.text, "GET", "/readyz", 503)
+    assert counted - requests_counted(before, "GET", "/readyz", 503) == 2
