@@ -226,10 +226,15 @@ class Harness:
         """Wait for the dialog to end, skipping workflow time as needed.
 
         Handles made by ``get_workflow_handle`` do not skip time on their own (only those
-        returned by ``start_workflow`` do), so unlock time skipping around the wait.
+        returned by ``start_workflow`` do), so unlock time skipping around the wait. A dialog
+        that never ends (an activity failing for ever) fails the test after two minutes
+        instead of hanging the suite.
         """
         async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
-            result: DialogState = await handle.result()
+            try:
+                result: DialogState = await asyncio.wait_for(handle.result(), timeout=120)
+            except TimeoutError:
+                raise AssertionError(f"dialog {handle.id} never ended") from None
         return result
 
     async def state(self, handle: WorkflowHandle[Any, Any]) -> DialogState:

@@ -13,6 +13,7 @@ from workflows.models import DialogState
 
 WELCOME = "Hi! This is Acme support."
 NOTICE = "We process your data to answer you. Writing again means you agree."
+CLOSING_TEXTS = [Close().text, TextRatingTexts().request]  # the defaults
 
 
 async def received(harness: Harness, dialog_id: int, expected: list[str]) -> None:
@@ -21,6 +22,23 @@ async def received(harness: Harness, dialog_id: int, expected: list[str]) -> Non
     while (texts := await harness.texts_received(dialog_id)) != expected:
         assert asyncio.get_running_loop().time() < deadline, texts
         await asyncio.sleep(0.02)
+
+
+async def closed_for_good(
+    harness: Harness, dialog: WorkflowHandle[Any, Any], operator_id: int, dialog_id: int
+) -> None:
+    """The operator closes the dialog (close text and rating request go out) and it ends
+    closed for the operator's reason, in the workflow and in its row."""
+    closing = await harness.close(dialog, operator_id)
+    assert closing.dialog_id == dialog_id
+    result = await harness.result(dialog)
+    assert (result.dialog_id, result.status, result.close_reason) == (
+        dialog_id,
+        "closed",
+        "operator",
+    )
+    row = await harness.dialog_row(dialog_id)
+    assert (row.status, row.close_reason) == ("closed", "operator")
 
 
 def required(agreement_id: int) -> dict[str, Any]:
@@ -48,13 +66,14 @@ async def consented(
     state = await harness.eventually(
         dialog, lambda s: s.client_messages == 2 and not s.consent_pending
     )
+    assert (state.status, state.offered_to, state.close_reason) == ("queued", [a], None)
     return channel, dialog, a, state
 
 
 async def test_the_notice_goes_first_and_the_next_message_is_the_consent(harness: Harness):
     agreement_id = await harness.agreement(NOTICE)
 
-    channel, _, _, state = await consented(harness, agreement_id)
+    channel, dialog, a, state = await consented(harness, agreement_id)
 
     (consent,) = await harness.consents(agreement_id)
     assert (consent.chat_id, consent.version, consent.channel_type) == (state.chat_id, 1, "api")
@@ -62,6 +81,10 @@ async def test_the_notice_goes_first_and_the_next_message_is_the_consent(harness
     assert consent.message_id == state.seen_message_ids[1]  # the client's second message
     assert consent.created_at is not None
     assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE]
+    await harness.accept(dialog, a)
+    await closed_for_good(harness, dialog, a, state.dialog_id)
+    assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *CLOSING_TEXTS]
+    assert len(await harness.consents(agreement_id)) == 1
 
 
 async def test_messages_after_the_consent_record_nothing_more(harness: Harness):
@@ -71,34 +94,44 @@ async def test_messages_after_the_consent_record_nothing_more(harness: Harness):
     await harness.client_writes(channel, "chat-1", "So, about my order")
 
     await harness.eventually(dialog, lambda s: s.client_messages == 3)
-    await harness.accept(dialog, a)  # runs after the dialog has dealt with the third message
+    accepted = await harness.accept(dialog, a)  # after the dialog has dealt with the message
+    assert (accepted.status, accepted.consent_pending) == ("accepted", False)
     assert len(await harness.consents(agreement_id)) == 1
     assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE]
+    await closed_for_good(harness, dialog, a, state.dialog_id)
+    assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *CLOSING_TEXTS]
+    assert len(await harness.consents(agreement_id)) == 1
 
 
 async def test_a_later_session_of_a_client_who_consented_gets_no_notice(harness: Harness):
     agreement_id = await harness.agreement(NOTICE)
     channel, dialog, a, state = await consented(harness, agreement_id)
     await harness.accept(dialog, a)
-    assert (await harness.close(dialog, a)).status == "closed"
-    await harness.result(dialog)
+    await closed_for_good(harness, dialog, a, state.dialog_id)
 
     await harness.client_writes(channel, "chat-1", "Me again")
 
     later = await harness.eventually(dialog, lambda s: s.dialog_id != state.dialog_id and s.greeted)
     assert not later.consent_pending
+    later = await harness.offered(dialog, [a])
+    assert (later.status, later.client_messages, later.close_reason) == ("queued", 1, None)
     assert await harness.texts_received(later.dialog_id) == []  # no notice, no welcome
-    closing_texts = [Close().text, TextRatingTexts().request]
-    assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *closing_texts]
+    assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *CLOSING_TEXTS]
+    await harness.accept(dialog, a)
+    await closed_for_good(harness, dialog, a, later.dialog_id)
+    assert await harness.texts_received(later.dialog_id) == CLOSING_TEXTS
     assert len(await harness.consents(agreement_id)) == 1
 
 
 async def test_the_consent_records_the_agreements_current_version(harness: Harness):
     agreement_id = await harness.agreement(NOTICE, version=3)
 
-    await consented(harness, agreement_id)
+    _, dialog, a, state = await consented(harness, agreement_id)
 
     assert [c.version for c in await harness.consents(agreement_id)] == [3]
+    await harness.accept(dialog, a)
+    await closed_for_good(harness, dialog, a, state.dialog_id)
+    assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *CLOSING_TEXTS]
 
 
 async def test_without_required_there_is_no_notice_and_no_consent(harness: Harness):
@@ -113,6 +146,10 @@ async def test_without_required_there_is_no_notice_and_no_consent(harness: Harne
     await harness.client_writes(channel, "chat-1", "OK")
 
     await harness.eventually(dialog, lambda s: s.client_messages == 2)
-    await harness.accept(dialog, a)  # runs after the dialog has dealt with the second message
+    accepted = await harness.accept(dialog, a)  # after the dialog has dealt with the message
+    assert (accepted.status, accepted.consent_pending) == ("accepted", False)
     assert await harness.texts_received(first.dialog_id) == [WELCOME]
+    assert await harness.consents(agreement_id) == []
+    await closed_for_good(harness, dialog, a, first.dialog_id)
+    assert await harness.texts_received(first.dialog_id) == [WELCOME, *CLOSING_TEXTS]
     assert await harness.consents(agreement_id) == []

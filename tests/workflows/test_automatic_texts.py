@@ -4,6 +4,8 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from temporalio.client import WorkflowHandle
+
 from core.line_settings import Close, TextRatingTexts
 from tests.workflows.harness import Harness
 
@@ -13,6 +15,7 @@ NO_ANSWER_AFTER_2_MIN: dict[str, Any] = {
     "welcome": {"text": WELCOME},
     "no_answer": {"after": 120, "action": "text", "text": NO_ANSWER},
 }
+CLOSING_TEXTS = [Close().text, TextRatingTexts().request]  # the defaults
 
 
 async def received(harness: Harness, dialog_id: int, expected: list[str]) -> None:
@@ -21,6 +24,24 @@ async def received(harness: Harness, dialog_id: int, expected: list[str]) -> Non
     while (texts := await harness.texts_received(dialog_id)) != expected:
         assert asyncio.get_running_loop().time() < deadline, texts
         await asyncio.sleep(0.02)
+
+
+async def closed_for_good(
+    harness: Harness, dialog: WorkflowHandle[Any, Any], operator_id: int, dialog_id: int
+) -> None:
+    """The operator closes the dialog (close text and rating request go out) and it ends
+    closed for the operator's reason, in the workflow and in its row (at once with
+    ``rating_wait`` 0, after it otherwise)."""
+    closing = await harness.close(dialog, operator_id)
+    assert closing.dialog_id == dialog_id
+    result = await harness.result(dialog)
+    assert (result.dialog_id, result.status, result.close_reason) == (
+        dialog_id,
+        "closed",
+        "operator",
+    )
+    row = await harness.dialog_row(dialog_id)
+    assert (row.status, row.close_reason) == ("closed", "operator")
 
 
 async def test_the_first_message_of_a_new_chat_is_welcomed_once(harness: Harness):
@@ -32,45 +53,64 @@ async def test_the_first_message_of_a_new_chat_is_welcomed_once(harness: Harness
 
     await harness.client_writes(channel, "chat-1", "Are you there?")
     await harness.eventually(dialog, lambda s: s.client_messages == 2)
-    await harness.accept(dialog, a)  # runs after the dialog has dealt with the second message
+    accepted = await harness.accept(dialog, a)  # after the dialog has dealt with the message
 
+    assert (accepted.status, accepted.operator_id) == ("accepted", a)
     assert await harness.texts_received(state.dialog_id) == [WELCOME]
+    await closed_for_good(harness, dialog, a, state.dialog_id)
+    assert await harness.texts_received(state.dialog_id) == [WELCOME, *CLOSING_TEXTS]
 
 
-async def later_session(harness: Harness, welcome: dict[str, Any]) -> tuple[int, int]:
+async def later_session(
+    harness: Harness, welcome: dict[str, Any]
+) -> tuple[WorkflowHandle[Any, Any], int, int, int]:
     """Chat ``chat-1``: a first dialog, closed by its operator, then the client writes again.
-    Returns both dialogs' ids once the second has dealt with the client's message."""
+    Returns the chat's handle, the operator and both dialogs' ids once the second has dealt
+    with the client's message (and waits for the operator, in the queue)."""
     (a,) = await harness.operators(1)
     channel = await harness.line([a], {"rating_wait": 0, "welcome": welcome}, handover_after=3600)
     dialog = await harness.client_writes(channel, "chat-1")
     await harness.offered(dialog, [a])
     await harness.accept(dialog, a)
     closed = await harness.close(dialog, a)
-    assert closed.status == "closed"
-    await harness.result(dialog)
+    assert (closed.status, closed.close_reason) == ("closed", "operator")
+    result = await harness.result(dialog)
+    assert (result.dialog_id, result.status, result.close_reason) == (
+        closed.dialog_id,
+        "closed",
+        "operator",
+    )
 
     await harness.client_writes(channel, "chat-1", "Me again")
 
     later = await harness.eventually(
         dialog, lambda s: s.dialog_id != closed.dialog_id and s.greeted
     )
-    return closed.dialog_id, later.dialog_id
+    later = await harness.offered(dialog, [a])
+    assert (later.status, later.client_messages, later.close_reason) == ("queued", 1, None)
+    return dialog, a, closed.dialog_id, later.dialog_id
 
 
 async def test_a_later_session_of_the_chat_gets_no_welcome_by_default(harness: Harness):
-    first, later = await later_session(harness, {"text": WELCOME})
+    dialog, a, first, later = await later_session(harness, {"text": WELCOME})
 
-    closing_texts = [Close().text, TextRatingTexts().request]
-    assert await harness.texts_received(first) == [WELCOME, *closing_texts]
+    assert await harness.texts_received(first) == [WELCOME, *CLOSING_TEXTS]
     assert await harness.texts_received(later) == []
+    await harness.accept(dialog, a)
+    await closed_for_good(harness, dialog, a, later)
+    assert await harness.texts_received(later) == CLOSING_TEXTS
+    assert await harness.texts_received(first) == [WELCOME, *CLOSING_TEXTS]
 
 
 async def test_with_each_session_every_session_is_welcomed(harness: Harness):
-    first, later = await later_session(harness, {"text": WELCOME, "each_session": True})
+    dialog, a, first, later = await later_session(harness, {"text": WELCOME, "each_session": True})
 
-    closing_texts = [Close().text, TextRatingTexts().request]
-    assert await harness.texts_received(first) == [WELCOME, *closing_texts]
+    assert await harness.texts_received(first) == [WELCOME, *CLOSING_TEXTS]
     await received(harness, later, [WELCOME])
+    await harness.accept(dialog, a)
+    await closed_for_good(harness, dialog, a, later)
+    assert await harness.texts_received(later) == [WELCOME, *CLOSING_TEXTS]
+    assert await harness.texts_received(first) == [WELCOME, *CLOSING_TEXTS]
 
 
 async def first_message_handled(harness: Harness, settings: dict[str, Any]) -> int:

@@ -1,10 +1,14 @@
 """The client's rating: a 1 / 0 text or the web chat's buttons while the dialog closes, a
-late rating after the close, the time limit, and a 1 that is no rating at all."""
+late rating after the close, the time limit, and a 1 that is no rating at all.
+
+The widget texts differ from the text texts, so a dialog that answers with the wrong set
+fails: the web chat gets the widget texts, every other channel the text texts."""
 
 import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
@@ -19,6 +23,9 @@ CLOSE = "Closed: thank you."
 REQUEST = "Rate us: 1 or 0."
 LIKE = "Glad you liked it!"
 DISLIKE = "Sorry to hear that."
+WIDGET_REQUEST = "How did we do? Press a button."
+WIDGET_LIKE = "Thanks for the thumbs up!"
+WIDGET_DISLIKE = "Thanks, we will do better."
 TEXTS: dict[str, Any] = {
     "welcome": {"enabled": False},
     "close": {"text": CLOSE},
@@ -26,9 +33,10 @@ TEXTS: dict[str, Any] = {
 
 
 def rating(**fields: Any) -> dict[str, Any]:
-    """The rating group with recognisable texts."""
+    """The rating group with recognisable texts, different for the widget and for text."""
     texts = {"request": REQUEST, "like": LIKE, "dislike": DISLIKE}
-    return {"rating": {"text_texts": texts, "widget_texts": texts, **fields}}
+    widget = {"request": WIDGET_REQUEST, "like": WIDGET_LIKE, "dislike": WIDGET_DISLIKE}
+    return {"rating": {"text_texts": texts, "widget_texts": widget, **fields}}
 
 
 async def closed_by_operator(
@@ -111,6 +119,59 @@ async def test_a_0_while_closing_is_a_dislike(harness: Harness):
     assert await harness.texts_received(closing.dialog_id) == [CLOSE, REQUEST, DISLIKE]
     row = await harness.dialog_row(closing.dialog_id, lambda r: r.client_rating is not None)
     assert row.client_rating == "dislike"
+    result = await harness.result(dialog)
+    assert (result.status, result.close_reason, result.rating) == ("closed", "operator", "dislike")
+    row = await harness.dialog_row(closing.dialog_id)
+    assert (row.status, row.close_reason, row.client_rating) == ("closed", "operator", "dislike")
+    assert closing.closing_since is not None
+    assert on_time(row.closed_at, closing.closing_since + timedelta(seconds=600))
+    assert await harness.texts_received(closing.dialog_id) == [CLOSE, REQUEST, DISLIKE]
+
+
+async def closed_in_the_web_chat(
+    harness: Harness, settings: dict[str, Any]
+) -> tuple[WorkflowHandle[Any, Any], DialogState]:
+    """A web-chat dialog (the line's ``webchat`` channel, as a channel connector would file
+    it), answered and then closed by the line's only operator."""
+    (a,) = await harness.operators(1)
+    api = await harness.line([a], {**TEXTS, **settings}, handover_after=3600)
+    webchat = await harness.channel(api.line_id, "webchat")
+    dialog = await harness.client_writes(webchat, "visitor-1")
+    await harness.offered(dialog, [a])
+    await harness.reply(dialog, a)
+    closing = await harness.close(dialog, a)
+    assert (closing.channel_type, closing.status, closing.rating_requested) == (
+        "webchat",
+        "closing",
+        True,
+    )
+    return dialog, closing
+
+
+@pytest.mark.parametrize(("value", "thanks"), [("like", WIDGET_LIKE), ("dislike", WIDGET_DISLIKE)])
+async def test_the_web_chat_is_asked_and_thanked_with_the_widget_texts(
+    harness: Harness, value: str, thanks: str
+):
+    dialog, closing = await closed_in_the_web_chat(harness, rating())
+    asked = [("client", "Hello"), ("system", CLOSE), ("system", WIDGET_REQUEST)]
+    assert await harness.messages(closing.dialog_id) == asked
+
+    rated = await harness.rate(dialog, value)  # what POST /v1/dialogs/{id}/rating runs
+
+    assert (rated.status, rated.close_reason, rated.rating) == ("closing", "operator", value)
+    assert await harness.messages(closing.dialog_id) == [*asked, ("system", thanks)]
+    result = await harness.result(dialog)
+    assert (result.status, result.close_reason, result.rating) == ("closed", "operator", value)
+    row = await harness.dialog_row(closing.dialog_id)
+    assert (row.channel_type, row.status, row.close_reason, row.client_rating) == (
+        "webchat",
+        "closed",
+        "operator",
+        value,
+    )
+    assert closing.closing_since is not None
+    assert on_time(row.closed_at, closing.closing_since + timedelta(seconds=600))
+    assert await harness.messages(closing.dialog_id) == [*asked, ("system", thanks)]
 
 
 async def test_the_widget_button_rates_once(harness: Harness):

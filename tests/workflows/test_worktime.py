@@ -2,16 +2,18 @@
 or while every operator is unavailable, is told so once per dialog; the dialog still waits
 in the queue.
 
-The test server's clock runs from the real now and cannot be set, so each test builds the
-line's working hours around the current moment. A daylight-saving change cannot be reached
-by skipping time from now; ``tests/test_worktime_unit.py`` checks ``is_working_time`` on
-both sides of the changes instead.
+The test server's clock runs from the real now and cannot be set back, so each test builds
+the line's working hours around the current moment; the daylight-saving test skips time
+forward (months, if need be) to the zone's next change. ``tests/test_worktime_unit.py``
+checks ``is_working_time`` on both sides of the changes too.
 """
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from temporalio.client import WorkflowHandle
 
 from core.worktime import WEEKDAYS
 from tests.workflows.harness import Harness
@@ -156,3 +158,71 @@ async def test_a_client_who_writes_again_after_working_hours_end_is_told(harness
     await harness.client_writes(channel, "chat-1", "Hello?")
 
     await received(harness, state.dialog_id, [WELCOME, OFF_HOURS])
+
+
+def next_offset_change(zone: ZoneInfo, after: datetime) -> datetime:
+    """The first whole UTC hour, at least two days after ``after``, from which the zone's
+    offset from UTC differs from the hour before (a daylight-saving change)."""
+    at = (after + timedelta(days=2)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    offset = at.astimezone(zone).utcoffset()
+    for _ in range(400 * 24):
+        at += timedelta(hours=1)
+        if at.astimezone(zone).utcoffset() != offset:
+            return at
+    raise AssertionError(f"no daylight-saving change in {zone} within 400 days")
+
+
+def the_hour_of(local: datetime) -> dict[str, Any]:
+    """Working hours, every day, for the wall-clock hour that holds ``local``."""
+    return {
+        "enabled": True,
+        "timezone": str(local.tzinfo),
+        "from": f"{local.hour:02d}:00",
+        "to": f"{local.hour + 1:02d}:00",
+        "days_off": [],
+        "holidays": [],
+        "off_hours_text": OFF_HOURS,
+    }
+
+
+async def told(harness: Harness, dialog: WorkflowHandle[Any, Any]) -> list[str]:
+    """The texts the client of a new dialog got once it was greeted; the dialog still waits
+    in the queue, in or out of working hours."""
+    state = await harness.waiting(dialog)
+    state = await harness.eventually(dialog, lambda s: s.greeted)
+    assert (state.status, state.offered_to, state.close_reason) == ("queued", [], None)
+    return await harness.texts_received(state.dialog_id)
+
+
+async def test_off_hours_follow_the_wall_clock_across_a_daylight_saving_change(
+    harness: Harness,
+):
+    zone = ZoneInfo("Europe/Berlin")
+    change = next_offset_change(zone, await harness.now())
+    after = change + timedelta(minutes=30)  # just after the change
+    before = after - timedelta(days=1)  # the same UTC time of day, under the old offset
+    local_before, local_after = before.astimezone(zone), after.astimezone(zone)
+    assert before.astimezone(UTC).time() == after.astimezone(UTC).time()
+    assert abs(local_after.hour - local_before.hour) == 1  # the wall clock moved an hour
+    assert local_before.minute == local_after.minute == 30
+    # One line works the wall-clock hour that holds ``before``, the other the one that holds
+    # ``after``: the same UTC time of day is inside one line's hours before the change and
+    # inside the other's after it.
+    welcome: dict[str, Any] = {"welcome": {"text": WELCOME}}
+    old_hour = await harness.line([], {**welcome, "worktime": the_hour_of(local_before)})
+    new_hour = await harness.line([], {**welcome, "worktime": the_hour_of(local_after)})
+
+    await harness.sleep((before - await harness.now()).total_seconds())
+    old_before = await harness.client_writes(old_hour, "chat-1")
+    new_before = await harness.client_writes(new_hour, "chat-1")
+    texts_before = await told(harness, old_before), await told(harness, new_before)
+    assert before <= await harness.now() < before + timedelta(minutes=5)
+
+    await harness.sleep((after - await harness.now()).total_seconds())
+    old_after = await harness.client_writes(old_hour, "chat-2")
+    new_after = await harness.client_writes(new_hour, "chat-2")
+    texts_after = await told(harness, old_after), await told(harness, new_after)
+    assert after <= await harness.now() < after + timedelta(minutes=5)
+
+    assert texts_before == ([WELCOME], [WELCOME, OFF_HOURS])  # (old hour's line, new hour's)
+    assert texts_after == ([WELCOME, OFF_HOURS], [WELCOME])
