@@ -65,10 +65,14 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+class UnknownBinding(Exception):
+    """A key would be bound to an operator or bot that does not exist."""
+
+
 def _keys_create(args: argparse.Namespace) -> int:
     from core.api_keys import issue_key
     from core.db import create_engine, session_factory
-    from core.models import Operator
+    from core.models import Bot, Operator
 
     if args.role == "operator" and args.operator_id is None:
         print("--operator-id is required for --role operator", file=sys.stderr)
@@ -80,23 +84,29 @@ def _keys_create(args: argparse.Namespace) -> int:
         print("--bot-id is required for, and only for, --role bot", file=sys.stderr)
         return 2
 
-    async def create() -> str | None:
+    async def create() -> str:
+        """The new key; ``UnknownBinding`` when the operator or bot it names does not exist."""
         engine = create_engine(get_settings().resolved_database_url)
         try:
             async with session_factory(engine)() as session:
                 if args.operator_id is not None and not await session.get(
                     Operator, args.operator_id
                 ):
-                    return None
+                    raise UnknownBinding(f"operator {args.operator_id} does not exist")
+                if args.bot_id is not None:
+                    bot = await session.get(Bot, args.bot_id)
+                    if bot is None or bot.deleted_at is not None:
+                        raise UnknownBinding(f"bot {args.bot_id} does not exist")
                 _, plain = await issue_key(session, args.role, args.operator_id, args.bot_id)
                 await session.commit()
                 return plain
         finally:
             await engine.dispose()
 
-    plain = asyncio.run(create())
-    if plain is None:
-        print(f"operator {args.operator_id} does not exist", file=sys.stderr)
+    try:
+        plain = asyncio.run(create())
+    except UnknownBinding as unknown:
+        print(unknown, file=sys.stderr)
         return 2
     print(plain)
     return 0

@@ -77,6 +77,7 @@ def build_worker(
         activities=[
             operators.availability_changed,
             dialogs.enter_queue,
+            dialogs.bot_replied,
             dialogs.current_routing,
             dialogs.check_owner,
             dialogs.hand_over,

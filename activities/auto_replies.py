@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from core import outbound, routing
+from core import bots, outbound, routing
 from core.line_settings import LineSettings, RatingTexts, TextRatingTexts
 from core.models import Agreement, Chat, Consent, Dialog, Line
 from core.worktime import is_working_time
@@ -74,8 +74,11 @@ class AutoReplyActivities:
         async with self._dialog(turn.dialog_id) as (session, dialog, settings):
             chat = await session.get(Chat, dialog.chat_id)
             assert chat is not None
-            if turn.first and settings.welcome.enabled and not settings.bot.enabled:
-                if settings.welcome.each_session or await _is_chats_first_dialog(session, dialog):
+            # Never when a chat-bot took the dialog: the bot greets in its own words.
+            if turn.first and settings.welcome.enabled and dialog.status != "bot":
+                if settings.welcome.each_session or await bots.is_chats_first_dialog(
+                    session, dialog
+                ):
                     await outbound.send_text(session, dialog, "welcome", settings.welcome.text)
             consent_pending = await _agreement(session, dialog, chat, settings, turn)
             off_hours_sent = turn.off_hours_sent
@@ -163,13 +166,6 @@ class AutoReplyActivities:
             thanks = texts.like if rating.value == "like" else texts.dislike
             await outbound.send_text(session, dialog, "rating_answer", thanks)
             return RatingOutcome(recorded=True, close_on_rating=settings.rating.close_on_rating)
-
-
-async def _is_chats_first_dialog(session: AsyncSession, dialog: Dialog) -> bool:
-    earlier = select(func.count(Dialog.id)).where(
-        Dialog.chat_id == dialog.chat_id, Dialog.id < dialog.id
-    )
-    return (await session.scalar(earlier) or 0) == 0
 
 
 async def _agreement(

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from core import routing
+from core import bots, routing
 from core.crm import forwarding, leads
 from core.events.publish import record, recorded
 from core.line_settings import LineSettings
@@ -20,6 +20,7 @@ from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message, Operator
 from core.worktime import is_working_time
 from workflows.models import (
     ActionOutcome,
+    BotReply,
     OperatorAction,
     Projection,
     Reply,
@@ -30,9 +31,16 @@ from workflows.models import (
 
 
 async def routing_of(
-    session: AsyncSession, dialog: Dialog, settings: LineSettings, at: datetime
+    session: AsyncSession,
+    dialog: Dialog,
+    settings: LineSettings,
+    at: datetime,
+    took: bool = False,
 ) -> Routing:
-    """The dialog's offer, and the line's rules its timers follow, as the workflow needs them."""
+    """The dialog's offer, and the line's rules its timers follow, as the workflow needs them.
+
+    ``took``: the line's chat-bot took the dialog in this transaction.
+    """
     return Routing(
         operator_id=dialog.operator_id,
         offered_to=list(dialog.offered_to),
@@ -44,9 +52,13 @@ async def routing_of(
         no_answer_after=settings.no_answer.after if settings.no_answer.action == "text" else None,
         inactivity_after=settings.inactivity.after,
         off_hours_text=settings.worktime.enabled and settings.worktime.off_hours_action == "text",
-        nobody_available=await routing.nobody_available(session, dialog, settings, at),
+        nobody_available=dialog.status != "bot"
+        and await routing.nobody_available(session, dialog, settings, at),
         kpi_first_answer=settings.kpi.first_answer.limit,
         kpi_further_answer=settings.kpi.further_answer.limit,
+        bot_id=dialog.bot_id,
+        bot_took=took,
+        bot_handover_after=settings.bot.handover_after,
     )
 
 
@@ -105,10 +117,19 @@ class DialogActivities:
 
     @activity.defn
     async def enter_queue(self, request: RoutingRequest) -> Routing:
-        """The dialog joins its line's waiting queue and is offered if anyone can take it."""
+        """The dialog joins its line's waiting queue and is offered if anyone can take it;
+        a new dialog goes to the line's chat-bot first if it has one for it."""
         async with self._locked(request.dialog_id) as (session, dialog, settings):
             if request.run_id is not None:
                 dialog.run_id = request.run_id
+            if request.bot_may_take and dialog.status == "bot":  # this ran before
+                return await routing_of(session, dialog, settings, request.at, took=True)
+            if request.bot_may_take and (bot_id := await bots.taker(session, dialog, settings)):
+                dialog.status, dialog.bot_id = "bot", bot_id
+                record(session, "dialog.bot", dialog_id=dialog.id, bot_id=bot_id)
+                return await routing_of(session, dialog, settings, request.at, took=True)
+            if dialog.status == "bot":  # the bot hands the dialog over
+                bots.leaves(dialog, settings)
             if dialog.operator_id is None and not dialog.offered_to:
                 routing.withdraw_offer(dialog, request.at)
                 dialog.status = "queued"
@@ -197,6 +218,8 @@ class DialogActivities:
                     return ActionOutcome(
                         ok=True, routing=await routing_of(session, dialog, settings, at)
                     )
+                if dialog.status == "bot":
+                    bots.leaves(dialog, settings)
                 dialog.operator_id = dialog.holder_id = target.id
                 dialog.offered_to = []
                 dialog.waiting_since = None
@@ -216,6 +239,8 @@ class DialogActivities:
                 new_settings = await routing.lock_line(session, transfer.to_line_id)
             except LookupError:
                 return ActionOutcome(ok=False, reason=f"line {transfer.to_line_id} does not exist")
+            if dialog.status == "bot":
+                bots.leaves(dialog, settings)
             dialog.line_id = transfer.to_line_id
             dialog.last_offered_id = None
             dialog.waiting_since = None  # joins the new line's queue now, at its end
@@ -276,6 +301,22 @@ class DialogActivities:
                 if settings.worktime.enabled
                 else None,
             )
+
+    @activity.defn
+    async def bot_replied(self, reply: BotReply) -> None:
+        """The bot's message, stored by the API, stands now that the workflow accepted it."""
+        async with self._sessions() as session, session.begin():
+            key = f"message.created:{reply.dialog_id}:{reply.message_id}"
+            if not await recorded(session, key):  # once, if this activity runs twice
+                record(
+                    session,
+                    "message.created",
+                    dialog_id=reply.dialog_id,
+                    operator_ids=[],
+                    key=key,
+                    message_id=reply.message_id,
+                    author="bot",
+                )
 
     @activity.defn
     async def project(self, projection: Projection) -> bool:

@@ -9,6 +9,7 @@ from api import errors, metrics
 from api.routes import (
     agreements,
     api_keys,
+    bots,
     channels,
     crm,
     departments,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dialog_actions,
         ratings,
         agreements,
+        bots,
         crm,
         webhooks,
         notifications,

@@ -131,6 +131,8 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
 Admin = Annotated[Principal, Depends(require("admin"))]
 Reader = Annotated[Principal, Depends(require("admin", "supervisor", "operator"))]
+DialogReader = Annotated[Principal, Depends(require("admin", "supervisor", "operator", "bot"))]
+"""Everyone who may see some dialogs: bot keys see only their bot's (``api.routes.dialogs``)."""
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]

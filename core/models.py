@@ -200,6 +200,8 @@ class Dialog(Base):
     last_offered_id: Mapped[int | None] = mapped_column(Integer)
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The chat-bot that holds it (status ``bot``) or stays in it (``bot.leave: close``).
+    bot_id: Mapped[int | None] = mapped_column(ForeignKey("bots.id"), index=True)
     run_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     accepted_at: Mapped[datetime | None]
@@ -311,6 +313,21 @@ class ApiKey(Base):
     bot_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class Bot(Base):
+    """A registered chat-bot: a line with ``bot.enabled`` hands new dialogs to it first.
+
+    The bot itself runs elsewhere and acts through the API with a ``bot`` key bound to it.
+    Deleting a bot only marks it, so the dialogs it held keep their history.
+    """
+
+    __tablename__ = "bots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
 
 
 class Agreement(Base):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,7 +19,7 @@ from core.api_keys import digest
 from core.config import Settings
 from core.db import create_engine, session_factory
 from core.migrate import alembic_config
-from core.models import ApiKey, Base
+from core.models import ApiKey, Base, Bot
 from tests.conftest import client_for, empty_postgres_database
 
 OPENLINES = Path(sys.executable).parent / "openlines"  # the console script of this install
@@ -128,6 +129,38 @@ async def test_keys_create_for_an_unknown_operator_is_a_clear_error(migrated: Mi
     assert result.stdout == ""
     assert "Traceback" not in result.stderr, result.stderr
     assert "operator 999" in result.stderr
+
+
+async def add_bot(url: str, deleted: bool = False) -> int:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session:
+            bot = Bot(name="Greeter", deleted_at=datetime.now(UTC) if deleted else None)
+            session.add(bot)
+            await session.commit()
+            return bot.id
+    finally:
+        await engine.dispose()
+
+
+async def test_keys_create_for_an_unknown_or_deleted_bot_is_a_clear_error(migrated: Migrated):
+    assert migrated.result.returncode == 0, migrated.result.stderr
+    before = await stored_keys(migrated.url)
+    for bot_id in (999, await add_bot(migrated.url, deleted=True)):
+        args = ("keys", "create", "--role", "bot", "--bot-id", str(bot_id))
+        result = openlines(migrated.url, migrated.folder, *args)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert "Traceback" not in result.stderr, result.stderr
+        assert f"bot {bot_id} does not exist" in result.stderr
+    assert len(await stored_keys(migrated.url)) == len(before)
+
+    bot_id = await add_bot(migrated.url)
+    args = ("keys", "create", "--role", "bot", "--bot-id", str(bot_id))
+    result = openlines(migrated.url, migrated.folder, *args)
+    assert result.returncode == 0, result.stderr
+    (row,) = (await stored_keys(migrated.url))[len(before) :]
+    assert (row.role, row.bot_id, row.key_hash) == ("bot", bot_id, digest(result.stdout.strip()))
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ A failed check raises ``ValueError``; Temporal rejects the update before it reac
 and the API answers 409 with the message.
 """
 
-from workflows.models import FINAL_STATUSES, DialogState, OperatorAction
+from workflows.models import FINAL_STATUSES, BotAction, DialogState, OperatorAction
 
 
 def require_dialog(state: DialogState, dialog_id: int) -> None:
@@ -54,3 +54,11 @@ def require_holder_or_offered(state: DialogState, action: OperatorAction) -> Non
             f"dialog {state.dialog_id} is neither offered to nor held by operator "
             f"{action.operator_id}"
         )
+
+
+def require_bot(state: DialogState, action: BotAction, holding: bool) -> None:
+    """For a chat-bot: the dialog is with this bot; ``holding``: the bot still holds it
+    (status ``bot``), not only stays in it after handing it over (``bot.leave: close``)."""
+    require_open(state)
+    if state.bot_id != action.bot_id or (holding and state.status != "bot"):
+        raise ValueError(f"dialog {state.dialog_id} is not held by bot {action.bot_id}")

@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.alarm import Alarm
     from workflows.models import (
         FINAL_STATUSES,
+        BotAction,
+        BotReply,
         Carried,
         ClientMessage,
         ClientRating,
@@ -57,6 +59,8 @@ AUTOMATIC_ACTIONS = "automatic-actions"
 CRM_AND_KPI = "crm-and-kpi"
 # ... and upserting search attributes when only a deadline changed.
 SEARCH_ATTRIBUTES_ON_CHANGE = "search-attributes-on-change"
+# ... and without chat-bots.
+BOTS = "bots"
 # A history holds at most 2,000 updates; a run continues as new well before.
 MAX_UPDATES_PER_RUN = 1000
 SEEN_IDS_KEPT = 100
@@ -81,6 +85,7 @@ class DialogWorkflow:
         self._v2 = workflow.patched(AUTOMATIC_ACTIONS)
         self._v3 = workflow.patched(CRM_AND_KPI)
         self._v4 = workflow.patched(SEARCH_ATTRIBUTES_ON_CHANGE)
+        self._v5 = workflow.patched(BOTS)
         carried = start.carried or Carried(
             state=DialogState(
                 dialog_id=start.dialog_id,
@@ -361,6 +366,52 @@ class DialogWorkflow:
         checks.require_dialog(self._state, action.dialog_id)
         checks.require_owner_or_supervisor(self._state, action)
 
+    # ---- the chat-bot -------------------------------------------------------------------
+
+    @workflow.update
+    async def bot_reply(self, reply: BotReply) -> DialogState:
+        """The bot's message (already stored by the API) while it holds or stays in the dialog."""
+        async with self._lock:
+            self._recheck(self._validate_bot_reply, reply)
+            stamped = reply.model_copy(update={"at": workflow.now()})
+            await self._database(DialogActivities.bot_replied, stamped)
+            self._state.last_message_at = workflow.now()
+            return self._current()
+
+    @bot_reply.validator
+    def _validate_bot_reply(self, reply: BotReply) -> None:
+        checks.require_dialog(self._state, reply.dialog_id)
+        checks.require_bot(self._state, reply, holding=False)
+
+    @workflow.update
+    async def bot_handover(self, action: BotAction) -> DialogState:
+        """The bot passes the dialog on to the line's queue."""
+        async with self._lock:
+            self._recheck(self._validate_bot_handover, action)
+            await self._bot_hands_over(workflow.now())
+            return self._current()
+
+    @bot_handover.validator
+    def _validate_bot_handover(self, action: BotAction) -> None:
+        checks.require_dialog(self._state, action.dialog_id)
+        checks.require_bot(self._state, action, holding=True)
+
+    @workflow.update
+    async def bot_close(self, action: BotAction) -> DialogState:
+        """The bot settled it: closed with reason ``bot``, without close text or rating."""
+        async with self._lock:
+            self._recheck(self._validate_bot_close, action)
+            if not await self._finish("closed", "bot"):
+                raise Conflict(
+                    f"the client has just written to dialog {self._state.dialog_id}; it stays open"
+                )
+            return self._current()
+
+    @bot_close.validator
+    def _validate_bot_close(self, action: BotAction) -> None:
+        checks.require_dialog(self._state, action.dialog_id)
+        checks.require_bot(self._state, action, holding=True)
+
     # ---- the main loop ------------------------------------------------------------------
 
     @workflow.run
@@ -435,6 +486,8 @@ class DialogWorkflow:
             await self._start_closing("inactivity")
         elif "handover" in due:
             await self._hand_over(now)
+        elif "bot_handover" in due:
+            await self._bot_hands_over(now)
         elif "no_answer" in due:
             state.no_answer_sent = True
             await auto_replies.send(state, "no_answer")
@@ -492,12 +545,26 @@ class DialogWorkflow:
         ):
             if getattr(pending, flag) and state.status not in FINAL_STATUSES:
                 setattr(pending, flag, False)
-                run_id = None
+                run_id, bot_may_take = None, False
                 if flag == "queue":
+                    bot_may_take = self._v5 and state.status == "new"  # a bot takes it first
                     self._enter_queue_status()
                     run_id = workflow.info().run_id
-                request = RoutingRequest(dialog_id=state.dialog_id, at=now, run_id=run_id)
+                request = RoutingRequest(
+                    dialog_id=state.dialog_id, at=now, run_id=run_id, bot_may_take=bot_may_take
+                )
                 self._apply(await self._database(method, request))
+
+    async def _bot_hands_over(self, now: datetime) -> None:
+        """The bot is done (it asked, or ``bot.handover_after`` ran out): to the queue. The
+        operators' KPI clock starts now, not at the client message the bot took."""
+        state = self._state
+        self._enter_queue_status()
+        state.bot_since = None
+        if state.kpi_since is not None:
+            state.kpi_since = now
+        request = RoutingRequest(dialog_id=state.dialog_id, at=now)
+        self._apply(await self._database(DialogActivities.enter_queue, request))
 
     def _recheck(self, validator: Callable[[Arg], None], argument: Arg) -> None:
         """Check again under the lock: an update that waited for it may find the dialog
@@ -568,6 +635,10 @@ class DialogWorkflow:
         if routing.operator_id is None and state.operator_id is not None:
             state.operator_id = None  # fired or removed from the queue
             self._enter_queue_status()
+        if self._v5:
+            state.bot_id = routing.bot_id
+            if routing.bot_took:  # the line's chat-bot holds it, not the queue
+                state.status, state.queued_since, state.bot_since = "bot", None, workflow.now()
         # The routing transaction wrote the offer and the status it set; only a status the
         # workflow changed here still has to reach the row.
         if not self._v2 or state.status != status:

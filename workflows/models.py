@@ -72,6 +72,12 @@ class Routing(BaseModel):
     # KPI: seconds allowed for the first and for further operator answers (0: off).
     kpi_first_answer: int = 0
     kpi_further_answer: int = 0
+    # Chat-bots: the bot the dialog is with (holding it, or staying after it handed over),
+    # whether it took the dialog in this transaction, and after how long it hands the
+    # dialog to the queue by itself (0: only when it asks).
+    bot_id: int | None = None
+    bot_took: bool = False
+    bot_handover_after: int = 0
 
 
 KpiItem = Literal["first_answer", "further_answer"]
@@ -139,6 +145,9 @@ class DialogState(BaseModel):
     kpi_since: datetime | None = None
     kpi_overdue_told: bool = False  # the current KPI item was marked overdue
     kpi: KpiNumbers = KpiNumbers()
+    # The chat-bot the dialog is with, and since when it holds it (the bot handover timer).
+    bot_id: int | None = None
+    bot_since: datetime | None = None
     deadlines: dict[str, datetime] = {}
 
 
@@ -180,6 +189,8 @@ class RoutingRequest(BaseModel):
     offered_at: datetime | None = None
     # Joining the queue: the run, for the dialog row (version 4 writes it no other way).
     run_id: str | None = None
+    # A new dialog: the line's chat-bot takes it first, if the line has one for it.
+    bot_may_take: bool = False
 
 
 class OperatorAction(BaseModel):
@@ -195,6 +206,18 @@ class Reply(OperatorAction):
     message_id: int
     # Set by the workflow when the reply answers a KPI item: the dialog's numbers after it.
     kpi: KpiNumbers | None = None
+
+
+class BotAction(BaseModel):
+    """An action by the chat-bot a ``bot`` key is bound to."""
+
+    dialog_id: int
+    bot_id: int
+    at: datetime | None = None  # set by the workflow
+
+
+class BotReply(BotAction):
+    message_id: int  # stored by the API before the update
 
 
 class KpiOverdue(BaseModel):

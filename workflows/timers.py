@@ -31,6 +31,10 @@ def deadlines(
         return due
     if state.unanswered_since is not None:
         due["expiry"] = state.unanswered_since + EXPIRY
+    if state.status == "bot":  # no operator is involved yet: no offer, no-answer or KPI
+        if routing is not None and routing.bot_handover_after > 0 and state.bot_since:
+            due["bot_handover"] = state.bot_since + timedelta(seconds=routing.bot_handover_after)
+        return due
     if state.offered_to and routing is not None and routing.offered_at is not None:
         if automatic_actions and state.handover_at is not None:
             due["handover"] = state.handover_at

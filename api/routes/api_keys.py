@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from api.deps import Admin, DbId, Session, get_or_404
 from api.errors import invalid
+from api.routes.bots import live_bot
 from core.api_keys import Role, issue_key
 from core.models import ApiKey, Operator
 
@@ -67,6 +68,8 @@ def _out(row: ApiKey) -> dict[str, object]:
 async def create_api_key(body: ApiKeyCreate, session: Session, _: Admin) -> ApiKeyCreated:
     if body.operator_id is not None and await session.get(Operator, body.operator_id) is None:
         raise invalid("operator_id", f"operator {body.operator_id} does not exist")
+    if body.bot_id is not None and not await live_bot(session, body.bot_id):
+        raise invalid("bot_id", f"bot {body.bot_id} does not exist")
     row, plain = await issue_key(session, body.role, body.operator_id, body.bot_id)
     await session.commit()
     return ApiKeyCreated(**_out(row), key=plain)

@@ -1,9 +1,10 @@
-"""Operator actions on a dialog. Each is a Temporal update: the answer is the dialog as the
-workflow left it, 409 when its state does not allow the action, 403 for someone else's."""
+"""Operator and chat-bot actions on a dialog. Each is a Temporal update: the answer is the
+dialog as the workflow left it, 409 when its state does not allow the action, 403 for
+someone else's."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import delete
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -11,12 +12,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from api.deps import DbId, NoNul, Principal, Reader, Session, Temporal
+from api.deps import DbId, DialogReader, NoNul, Principal, Reader, Session, Temporal, require
 from api.errors import ApiError, invalid
 from api.routes.dialogs import DialogOut, dialog_out, visible_dialog
+from core.api_keys import Role
 from core.models import Dialog, Message
 from workflows.dialog import DialogWorkflow, workflow_id
-from workflows.models import DialogState, OperatorAction, Reply, Transfer
+from workflows.models import BotAction, BotReply, DialogState, OperatorAction, Reply, Transfer
 
 router = APIRouter(prefix="/v1/dialogs", tags=["dialog actions"])
 
@@ -45,6 +47,14 @@ def acting_operator(principal: Principal, body: ActBody | None) -> int:
             raise invalid("operator_id", "required when an admin acts for an operator")
         return named
     raise ApiError(403, f"the {principal.role} role may not do this")
+
+
+def acting_bot(dialog: Dialog, principal: Principal, body: ActBody | None) -> BotAction:
+    """The action of a bot key's bot, which acts as nobody else."""
+    assert principal.role == "bot" and principal.bot_id is not None
+    if body is not None and body.operator_id is not None:
+        raise ApiError(403, "a bot key acts only as its bot, not for an operator")
+    return BotAction(dialog_id=dialog.id, bot_id=principal.bot_id)
 
 
 def as_owner_or_supervisor(
@@ -82,31 +92,36 @@ async def run_update(
 
 @router.post("/{dialog_id}/messages")
 async def reply(
-    dialog_id: int, body: ReplyBody, session: Session, client: Temporal, principal: Reader
+    dialog_id: int, body: ReplyBody, session: Session, client: Temporal, principal: DialogReader
 ) -> DialogOut:
-    """Write to the client, accepting the dialog if it is only offered to you.
+    """Write to the client, accepting the dialog if it is only offered to you; a bot key
+    writes as its bot, in a dialog it holds or stays in.
 
     The message is stored first (its text never enters workflow history) and removed again
     if the workflow refuses the reply.
     """
     dialog = await visible_dialog(session, principal, dialog_id)
-    operator_id = acting_operator(principal, body)
+    bot = acting_bot(dialog, principal, body) if principal.role == "bot" else None
+    operator_id = acting_operator(principal, body) if bot is None else None
     message = Message(
         chat_id=dialog.chat_id,
         dialog_id=dialog.id,
-        author="operator",
+        author="operator" if bot is None else "bot",
         operator_id=operator_id,
         text=body.text,
     )
     session.add(message)
     await session.commit()
+    update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState]
+    request: BaseModel
+    if bot is not None:
+        update = DialogWorkflow.bot_reply
+        request = BotReply(dialog_id=dialog.id, bot_id=bot.bot_id, message_id=message.id)
+    else:
+        update = DialogWorkflow.reply
+        request = Reply(dialog_id=dialog.id, operator_id=operator_id, message_id=message.id)
     try:
-        state = await run_update(
-            client,
-            dialog,
-            DialogWorkflow.reply,
-            Reply(dialog_id=dialog.id, operator_id=operator_id, message_id=message.id),
-        )
+        state = await run_update(client, dialog, update, request)
     except ApiError:
         await session.execute(delete(Message).where(Message.id == message.id))
         await session.commit()
@@ -165,24 +180,33 @@ def _simple_action(
     update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState],
     summary: str,
     supervisor_too: bool,
+    bot_update: UpdateMethodMultiParam[[DialogWorkflow, Any], DialogState] | None = None,
 ) -> None:
-    """Register ``POST /v1/dialogs/{id}/<name>``: an action with no arguments of its own."""
+    """Register ``POST /v1/dialogs/{id}/<name>``: an action with no arguments of its own.
+
+    ``bot_update``: a bot key may take the action too, as this update of its bot.
+    """
+    roles: tuple[Role, ...] = ("admin", "supervisor", "operator")
+    if bot_update is not None:
+        roles = (*roles, "bot")
 
     async def endpoint(
         dialog_id: int,
         session: Session,
         client: Temporal,
-        principal: Reader,
+        principal: Annotated[Principal, Depends(require(*roles))],
         body: Annotated[ActBody | None, Body()] = None,
     ) -> DialogOut:
         dialog = await visible_dialog(session, principal, dialog_id)
-        if supervisor_too:
-            action = as_owner_or_supervisor(dialog, principal, body)
+        action: BaseModel
+        if bot_update is not None and principal.role == "bot":
+            taken, action = bot_update, acting_bot(dialog, principal, body)
+        elif supervisor_too:
+            taken, action = update, as_owner_or_supervisor(dialog, principal, body)
         else:
-            action = OperatorAction(
-                dialog_id=dialog.id, operator_id=acting_operator(principal, body)
-            )
-        state = await run_update(client, dialog, update, action)
+            operator_id = acting_operator(principal, body)
+            taken, action = update, OperatorAction(dialog_id=dialog.id, operator_id=operator_id)
+        state = await run_update(client, dialog, taken, action)
         return DialogOut(**dialog_out(dialog, state))
 
     router.add_api_route(
@@ -190,13 +214,34 @@ def _simple_action(
     )
 
 
-# name, update, what it does, whether a supervisor (or admin) may do it to any dialog
-for _name, _update, _summary, _supervisor_too in (
-    ("accept", DialogWorkflow.accept, "Take a dialog offered to you", False),
-    ("skip", DialogWorkflow.skip, "Pass the dialog on to the next operator", False),
-    ("close", DialogWorkflow.close, "Close your dialog (a supervisor: any dialog)", True),
-    ("spam", DialogWorkflow.spam, "Close as spam: no close text or rating request", True),
-    ("pin", DialogWorkflow.pin, "Keep the dialog with you: no handover while pinned", False),
-    ("unpin", DialogWorkflow.unpin, "Let normal timers apply again", False),
+# name, update, what it does, whether a supervisor (or admin) may do it to any dialog, and
+# the update a bot key's bot takes it as (None: not for bots)
+for _name, _update, _summary, _supervisor_too, _bot_update in (
+    ("accept", DialogWorkflow.accept, "Take a dialog offered to you", False, None),
+    ("skip", DialogWorkflow.skip, "Pass the dialog on to the next operator", False, None),
+    (
+        "close",
+        DialogWorkflow.close,
+        "Close your dialog (a supervisor: any dialog; a bot: the dialog it holds)",
+        True,
+        DialogWorkflow.bot_close,
+    ),
+    ("spam", DialogWorkflow.spam, "Close as spam: no close text or rating request", True, None),
+    ("pin", DialogWorkflow.pin, "Keep the dialog with you: no handover while pinned", False, None),
+    ("unpin", DialogWorkflow.unpin, "Let normal timers apply again", False, None),
 ):
-    _simple_action(_name, _update, _summary, _supervisor_too)
+    _simple_action(_name, _update, _summary, _supervisor_too, _bot_update)
+
+
+@router.post("/{dialog_id}/bot-handover")
+async def bot_handover(
+    dialog_id: int,
+    session: Session,
+    client: Temporal,
+    principal: Annotated[Principal, Depends(require("bot"))],
+) -> DialogOut:
+    """The bot holding the dialog passes it to the line's queue."""
+    dialog = await visible_dialog(session, principal, dialog_id)
+    action = acting_bot(dialog, principal, None)
+    state = await run_update(client, dialog, DialogWorkflow.bot_handover, action)
+    return DialogOut(**dialog_out(dialog, state))

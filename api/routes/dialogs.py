@@ -14,6 +14,7 @@ from api.deps import (
     MAX_ID,
     AppSettings,
     DbId,
+    DialogReader,
     Principal,
     Reader,
     ReadSession,
@@ -63,6 +64,7 @@ class DialogOut(BaseModel):
     close_reason: str | None
     operator_id: int | None
     offered_to: list[int]
+    bot_id: int | None = None
     pinned: bool
     started_at: datetime
     closed_at: datetime | None
@@ -129,6 +131,7 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
         "close_reason": dialog.close_reason,
         "operator_id": dialog.operator_id,
         "offered_to": list(dialog.offered_to) if dialog.operator_id is None else [],
+        "bot_id": dialog.bot_id,
         "pinned": dialog.pinned,
         "started_at": dialog.started_at,
         "closed_at": dialog.closed_at,
@@ -146,6 +149,7 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
             close_reason=state.close_reason,
             operator_id=state.operator_id,
             offered_to=state.offered_to,
+            bot_id=state.bot_id,
             pinned=state.pinned,
             closed_at=state.closed_at or dialog.closed_at,
         )
@@ -155,9 +159,12 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
 
 
 def may_see(principal: Principal, dialog: Dialog) -> bool:
-    """Operators see the dialogs offered to them or theirs; admins and supervisors see all."""
+    """Operators see the dialogs offered to them or theirs, bots the dialogs they are in;
+    admins and supervisors see all."""
     if principal.role in ("admin", "supervisor"):
         return True
+    if principal.role == "bot":
+        return principal.bot_id is not None and dialog.bot_id == principal.bot_id
     return principal.operator_id is not None and (
         dialog.operator_id == principal.operator_id or principal.operator_id in dialog.offered_to
     )
@@ -172,6 +179,8 @@ async def visible_dialog(session: Session, principal: Principal, dialog_id: int)
     dialog = await get_or_404(session, Dialog, dialog_id, "dialog")
     await session.commit()
     if not may_see(principal, dialog):
+        if principal.role == "bot":
+            raise ApiError(403, f"dialog {dialog_id} is not with bot {principal.bot_id}")
         raise ApiError(403, f"dialog {dialog_id} is not offered to or held by this operator")
     return dialog
 
@@ -202,7 +211,7 @@ async def live_state(client: Client, dialog: Dialog) -> DialogState | None:
 @router.get("/v1/dialogs")
 async def list_dialogs(
     session: ReadSession,
-    principal: Reader,
+    principal: DialogReader,
     line_id: DbId | None = None,
     status: Status | None = None,
     operator_id: DbId | None = None,
@@ -225,6 +234,8 @@ async def list_dialogs(
         # Offers are few and short-lived: filter them here rather than in JSON SQL.
         mine = Dialog.operator_id == principal.operator_id
         query = query.where(Dialog.status.not_in(("closed", "spam")) | mine)
+    if principal.role == "bot":
+        query = query.where(Dialog.bot_id == principal.bot_id)
     rows = list(await session.scalars(query))
     visible = [d for d in rows[:limit] if may_see(principal, d)]
     next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
@@ -233,7 +244,11 @@ async def list_dialogs(
 
 @router.get("/v1/dialogs/{dialog_id}")
 async def get_dialog(
-    dialog_id: int, session: ReadSession, principal: Reader, client: Temporal, config: AppSettings
+    dialog_id: int,
+    session: ReadSession,
+    principal: DialogReader,
+    client: Temporal,
+    config: AppSettings,
 ) -> DialogDetail:
     """The dialog with its running timers' deadlines and a link to its workflow."""
     dialog = await visible_dialog(session, principal, dialog_id)
@@ -247,7 +262,7 @@ async def get_dialog(
 
 @router.get("/v1/dialogs/{dialog_id}/messages")
 async def list_messages(
-    dialog_id: int, session: ReadSession, principal: Reader
+    dialog_id: int, session: ReadSession, principal: DialogReader
 ) -> list[MessageOut]:
     """Every message of the dialog, oldest first."""
     await visible_dialog(session, principal, dialog_id)

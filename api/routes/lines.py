@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, AppSettings, Reader, Session, get_or_404
 from api.errors import ApiError, invalid
+from api.routes.bots import live_bot
 from core import routing
 from core.line_settings import LineSettings, merge_patch
 from core.models import (
@@ -42,7 +43,8 @@ async def load_line(session: AsyncSession, line_id: int) -> Line:
 
 
 async def _check_references(session: AsyncSession, settings: LineSettings) -> None:
-    """Members and KPI recipients must exist: a typo must not silently empty a queue."""
+    """Members, KPI recipients, the agreement and an enabled bot must exist: a typo must not
+    silently empty a queue."""
     operators = set(await session.scalars(select(Operator.id)))
     departments = set(await session.scalars(select(Department.id)))
     for index, member in enumerate(settings.queue.members):
@@ -55,6 +57,10 @@ async def _check_references(session: AsyncSession, settings: LineSettings) -> No
     agreement_id = settings.agreement.agreement_id
     if agreement_id is not None and await session.get(Agreement, agreement_id) is None:
         raise invalid("agreement.agreement_id", f"agreement {agreement_id} does not exist")
+    bot_id = settings.bot.bot_id
+    if settings.bot.enabled and bot_id is not None and not await live_bot(session, bot_id, True):
+        # Checked only while enabled: a line may keep the id of a bot deleted meanwhile.
+        raise invalid("bot.bot_id", f"bot {bot_id} does not exist")
     for item_name in ("first_answer", "further_answer"):
         item = getattr(settings.kpi, item_name)
         for index, recipient in enumerate(item.recipients):

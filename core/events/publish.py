@@ -14,6 +14,7 @@ from core.events.models import Event
 EventType = Literal[
     "dialog.created",
     "dialog.offered",
+    "dialog.bot",  # the line's chat-bot took the dialog
     "dialog.accepted",
     "dialog.transferred",
     "dialog.closed",

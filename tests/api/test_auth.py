@@ -23,6 +23,12 @@ async def create_line(admin):
     return response.json()["id"]
 
 
+async def create_bot(admin, name="Helper"):
+    response = await admin.post("/v1/bots", json={"name": name})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 async def issue_key(admin, role, **binding):
     """Issue a key through the API; returns the whole create answer (``key`` among it)."""
     response = await admin.post("/v1/api-keys", json={"role": role, **binding})
@@ -31,13 +37,13 @@ async def issue_key(admin, role, **binding):
 
 
 async def key_for_role(admin, role):
-    """A plain key of the role, bound to a fresh operator or to bot 1 where the role needs it."""
+    """A plain key of the role, bound to a fresh operator or bot where the role needs it."""
     if role == "operator":
         return (await issue_key(admin, "operator", operator_id=await create_operator(admin, "Op")))[
             "key"
         ]
     if role == "bot":
-        return (await issue_key(admin, "bot", bot_id=1))["key"]
+        return (await issue_key(admin, "bot", bot_id=await create_bot(admin)))["key"]
     return (await issue_key(admin, role))["key"]
 
 
@@ -110,6 +116,9 @@ ADMIN_ONLY = [
     ("POST", "/v1/agreements", {"name": "Privacy", "text": "We keep your messages."}, 201),
     ("PATCH", "/v1/agreements/{agreement_id}", {"text": "We keep them a year."}, 200),
     ("DELETE", "/v1/agreements/{agreement_id}", None, 204),
+    ("POST", "/v1/bots", {"name": "Helper"}, 201),
+    ("PATCH", "/v1/bots/{bot_id}", {"name": "Assistant"}, 200),
+    ("DELETE", "/v1/bots/{bot_id}", None, 204),
     ("POST", "/v1/webhooks", {"url": "https://hooks.example/in", "events": ["*"]}, 201),
     ("GET", "/v1/webhooks", None, 200),
     ("GET", "/v1/webhooks/{webhook_id}", None, 200),
@@ -138,6 +147,8 @@ NOT_ADMIN_ONLY = {
     ("POST", "/v1/dialogs/{dialog_id}/unpin"),
     ("POST", "/v1/dialogs/{dialog_id}/crm/lead"),
     ("POST", "/v1/notifications/{notification_id}/read"),
+    # the bot holding the dialog (its messages and close are above)
+    ("POST", "/v1/dialogs/{dialog_id}/bot-handover"),
     # supervisors and admins (the CRM ones: tests/api/test_crm_api.py)
     ("POST", "/v1/dialogs/{dialog_id}/supervisor-rating"),
     ("POST", "/v1/crm/contacts"),
@@ -178,6 +189,7 @@ async def configure(admin):
         "department_id": department.json()["id"],
         "agreement_id": agreement.json()["id"],
         "webhook_id": webhook.json()["id"],
+        "bot_id": await create_bot(admin, "Greeter"),
         "key_id": (await issue_key(admin, "supervisor"))["id"],
     }
 
@@ -193,6 +205,7 @@ async def configuration(admin, ids):
         "/v1/api-keys",
         "/v1/agreements",
         "/v1/agreements/{agreement_id}/versions",
+        "/v1/bots",
         "/v1/webhooks",
     ]
     seen = {}
@@ -215,7 +228,7 @@ async def test_only_admins_configure(app, admin, method, path, body, admin_statu
     keys = {
         "supervisor": (await issue_key(admin, "supervisor", operator_id=ann))["key"],
         "operator": (await issue_key(admin, "operator", operator_id=ann))["key"],
-        "bot": (await issue_key(admin, "bot", bot_id=1))["key"],
+        "bot": (await issue_key(admin, "bot", bot_id=ids["bot_id"]))["key"],
     }
     url = path.format(**ids)
     before = await configuration(admin, ids)
@@ -276,7 +289,7 @@ async def test_supervisors_and_operators_read_lines_and_operators(app, admin, ro
 async def test_bot_key_cannot_read_configuration(app, admin):
     line_id = await create_line(admin)
     async with client_for(app, await key_for_role(admin, "bot")) as bot:
-        for path in ("/v1/lines", f"/v1/lines/{line_id}", "/v1/operators"):
+        for path in ("/v1/lines", f"/v1/lines/{line_id}", "/v1/operators", "/v1/bots"):
             assert_problem(await bot.get(path), 403)
 
 

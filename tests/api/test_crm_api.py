@@ -37,6 +37,11 @@ async def operator(admin: AsyncClient, name: str = "Olga") -> int:
     return created
 
 
+async def bot(admin: AsyncClient) -> int:
+    created: int = ok(await admin.post("/v1/bots", json={"name": "Helper"}), 201)["id"]
+    return created
+
+
 async def key(admin: AsyncClient, role: str, **binding: int) -> str:
     issued: str = ok(await admin.post("/v1/api-keys", json={"role": role, **binding}), 201)["key"]
     return issued
@@ -292,7 +297,7 @@ async def test_who_may_read_and_change_the_crm(app: FastAPI, admin: AsyncClient)
         "olga": await key(admin, "operator", operator_id=olga),
         "ivan": await key(admin, "operator", operator_id=ivan),
         "supervisor": await key(admin, "supervisor"),
-        "bot": await key(admin, "bot", bot_id=1),
+        "bot": await key(admin, "bot", bot_id=await bot(admin)),
     }
     async with (
         client_for(app, keys["olga"]) as as_olga,

@@ -196,7 +196,9 @@ async def test_a_quiet_stream_sends_keep_alives_and_ends_for_the_client_to_come_
 async def test_who_may_follow_whom(app: FastAPI, admin: httpx.AsyncClient):
     _, ann_key = await operator_with_key(admin, "Ann")
     bob, _ = await operator_with_key(admin, "Bob")
-    bot_key = (await admin.post("/v1/api-keys", json={"role": "bot", "bot_id": 1})).json()["key"]
+    bot_id = (await admin.post("/v1/bots", json={"name": "Helper"})).json()["id"]
+    issued = await admin.post("/v1/api-keys", json={"role": "bot", "bot_id": bot_id})
+    bot_key = issued.json()["key"]
     async with client_for(app, ann_key) as as_ann, client_for(app, bot_key) as as_bot:
         other = await as_ann.get(f"/v1/events?operator_id={bob}")
         assert other.status_code == 403

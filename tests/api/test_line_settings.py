@@ -108,6 +108,10 @@ async def create_agreement(admin: AsyncClient) -> int:
     return agreement_id
 
 
+async def create_bot(admin: AsyncClient) -> Any:
+    return ok(await admin.post("/v1/bots", json={"name": "Greeter"}), 201)["id"]
+
+
 async def create_department(admin: AsyncClient, name: str, operator_ids: list[int]) -> Any:
     body = {"name": name, "operator_ids": operator_ids}
     return ok(await admin.post("/v1/departments", json=body), 201)["id"]
@@ -181,7 +185,7 @@ DEFAULT_TEXTS = [
 ]
 
 
-def everything_changed(ann: int, bob: int, sales: int, agreement: int) -> dict[str, Any]:
+def everything_changed(ann: int, bob: int, sales: int, agreement: int, bot: int) -> dict[str, Any]:
     """A line body with every setting set, each to a value other than its default."""
     return {
         "name": "Support",
@@ -239,7 +243,7 @@ def everything_changed(ann: int, bob: int, sales: int, agreement: int) -> dict[s
         },
         "bot": {
             "enabled": True,
-            "bot_id": 2,
+            "bot_id": bot,
             "join": "always",
             "handover_after": 0,
             "leave": "close",
@@ -253,8 +257,9 @@ def everything_changed(ann: int, bob: int, sales: int, agreement: int) -> dict[s
 
 async def test_a_line_with_every_setting_changed_round_trips(admin):
     ann, bob = await create_operator(admin, "Ann"), await create_operator(admin, "Bob")
+    sales = await create_department(admin, "Sales", [bob, ann])
     body = everything_changed(
-        ann, bob, await create_department(admin, "Sales", [bob, ann]), await create_agreement(admin)
+        ann, bob, sales, await create_agreement(admin), await create_bot(admin)
     )
     defaults = await create_line(admin, {})
     assert [path for path, value in leaves(body) if get(defaults, path) == value] == []
@@ -309,7 +314,7 @@ ENUMS = """queue.distribution queue.not_counted queue.operator_display crm.creat
     bot.leave worktime.off_hours_action no_answer.action close.action inactivity.action""".split()
 TEXTS_2000 = """worktime.off_hours_text welcome.text no_answer.text close.text inactivity.text
     rating.text_texts.request kpi.first_answer.text kpi.further_answer.text""".split()
-NOBODY = 999  # no operator or department has this id: the tables start empty
+NOBODY = 999  # no operator, department or bot has this id: the tables start empty
 
 INVALID = [
     *(bad(path, value) for path, (low, high) in RANGES.items() for value in (low - 1, high + 1)),
@@ -352,6 +357,7 @@ INVALID = [
     bad("quick_answers_list_id", 0),
     bad("agreement.required", True, "agreement.agreement_id"),
     bad("bot.enabled", True, "bot.bot_id"),
+    bad("bot", {"enabled": True, "bot_id": NOBODY}, "bot.bot_id"),
     bad("queue.members", [member("operator", 0)], "queue.members[0].id"),
     bad("queue.members", [member("operator", NOBODY)], "queue.members[0].id"),
     bad("queue.members", [member("department", NOBODY)], "queue.members[0].id"),
@@ -436,7 +442,11 @@ async def test_patch_merges_into_groups_and_keeps_the_rest(admin, patch):
     before = await create_line(
         admin,
         everything_changed(
-            ann, bob, await create_department(admin, "S", []), await create_agreement(admin)
+            ann,
+            bob,
+            await create_department(admin, "S", []),
+            await create_agreement(admin),
+            await create_bot(admin),
         ),
     )
 
@@ -451,7 +461,11 @@ async def test_patch_replaces_lists_whole(admin):
     before = await create_line(
         admin,
         everything_changed(
-            ann, bob, await create_department(admin, "S", []), await create_agreement(admin)
+            ann,
+            bob,
+            await create_department(admin, "S", []),
+            await create_agreement(admin),
+            await create_bot(admin),
         ),
     )
     patch = {

@@ -66,7 +66,9 @@ async def test_keys_without_an_operator_have_no_notifications(admin: AsyncClient
     ann = await operator(admin, "Ann")
     await notify(app, ann, "ann 1")
     unbound = await key(admin, "supervisor")
-    bot = await key(admin, "bot", bot_id=1)
+    helper = await admin.post("/v1/bots", json={"name": "Helper"})
+    assert helper.status_code == 201, helper.text
+    bot = await key(admin, "bot", bot_id=helper.json()["id"])
     async with client_for(app, unbound) as as_unbound, client_for(app, bot) as as_bot:
         response = await as_unbound.get("/v1/notifications")
         assert response.status_code == 403, response.text

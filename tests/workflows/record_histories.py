@@ -18,7 +18,9 @@ from core.db import create_engine, session_factory
 from core.migrate import upgrade_async
 from core.temporal_dev_server import add_search_attributes, find_binary
 from tests.workflows.harness import Harness
+from tests.workflows.test_bots import bot_does, bot_line, bot_says, with_bot
 from worker import build_worker
+from workflows.dialog import DialogWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -95,11 +97,29 @@ async def crm_and_kpi(h: Harness) -> str:
     return dialog.id
 
 
+async def bot_dialog(h: Harness) -> str:
+    """The line's chat-bot takes a new chat, writes, hands over when asked; the operator
+    accepts, replies and closes."""
+    (ann,) = await h.operators(1)
+    channel, bot_id = await bot_line(h, [ann], handover_after=600)
+    dialog = await h.client_writes(channel, "bot", "Hello")
+    await with_bot(h, dialog)
+    await bot_says(h, dialog, bot_id, "Hi, I am the bot. Let me find someone.")
+    await bot_does(dialog, DialogWorkflow.bot_handover, bot_id)
+    await h.offered(dialog, [ann])
+    await h.accept(dialog, ann)
+    await h.reply(dialog, ann)
+    await h.close(dialog, ann)
+    await h.result(dialog)
+    return dialog.id
+
+
 SCENARIOS: dict[str, Callable[[Harness], Awaitable[str]]] = {
     "typical": typical_dialog,
     "expired": expired_dialog,
     "automatic": automatic_actions,
     "crm-kpi": crm_and_kpi,
+    "bot": bot_dialog,
 }
 
 

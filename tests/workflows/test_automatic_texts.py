@@ -8,6 +8,9 @@ from temporalio.client import WorkflowHandle
 
 from core.line_settings import Close, TextRatingTexts
 from tests.workflows.harness import Harness
+from tests.workflows.test_bots import registered_bot
+from workflows.dialog import DialogWorkflow
+from workflows.models import BotAction
 
 WELCOME = "Hi! This is Acme support; someone will be with you in a moment."
 NO_ANSWER = "Sorry for the wait: everyone is busy, please stay with us."
@@ -127,9 +130,32 @@ async def test_no_welcome_when_it_is_switched_off(harness: Harness):
 
 
 async def test_no_welcome_when_a_bot_takes_the_dialog(harness: Harness):
-    settings = {"welcome": {"text": WELCOME}, "bot": {"enabled": True, "bot_id": 7}}
+    bot_id = await registered_bot(harness)
+    settings = {"welcome": {"text": WELCOME}, "bot": {"enabled": True, "bot_id": bot_id}}
     dialog_id = await first_message_handled(harness, settings)
     assert await harness.texts_received(dialog_id) == []
+    assert (await harness.dialog_row(dialog_id)).status == "bot"
+
+
+async def test_the_welcome_goes_when_the_bot_leaves_a_later_session_to_the_queue(
+    harness: Harness,
+):
+    bot_id = await registered_bot(harness)
+    bot = {"enabled": True, "bot_id": bot_id, "join": "first"}
+    settings = {"welcome": {"text": WELCOME, "each_session": True}, "bot": bot}
+    channel = await harness.line([], settings)
+    first = await harness.client_writes(channel, "chat-1")
+    state = await harness.eventually(first, lambda s: s.status == "bot" and s.greeted)
+    await first.execute_update(
+        DialogWorkflow.bot_close, BotAction(dialog_id=state.dialog_id, bot_id=bot_id)
+    )
+    second = await harness.client_writes(channel, "chat-1", "Me again")
+    later = await harness.eventually(
+        second, lambda s: s.dialog_id == state.dialog_id + 1 and s.greeted
+    )
+    assert later.status == "queued"
+    assert await harness.texts_received(state.dialog_id) == []
+    assert await harness.texts_received(later.dialog_id) == [WELCOME]
 
 
 async def test_the_no_answer_text_goes_once_when_nobody_accepts_in_time(harness: Harness):
