@@ -15,6 +15,7 @@ from temporalio import activity
 from core import bots, routing
 from core.crm import forwarding, leads
 from core.events.publish import record, recorded
+from core.inbound import message_created
 from core.line_settings import LineSettings
 from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message, Operator
 from core.worktime import is_working_time
@@ -124,11 +125,15 @@ class DialogActivities:
                 dialog.run_id = request.run_id
             if request.bot_may_take and dialog.status == "bot":  # this ran before
                 return await routing_of(session, dialog, settings, request.at, took=True)
-            if request.bot_may_take and (bot_id := await bots.taker(session, dialog, settings)):
+            if (
+                request.bot_may_take
+                and dialog.status == "new"  # not a retry after the dialog went to the queue
+                and (bot_id := await bots.taker(session, dialog, settings))
+            ):
                 dialog.status, dialog.bot_id = "bot", bot_id
                 record(session, "dialog.bot", dialog_id=dialog.id, bot_id=bot_id)
                 return await routing_of(session, dialog, settings, request.at, took=True)
-            if dialog.status == "bot":  # the bot hands the dialog over
+            if dialog.bot_id is not None:  # handed over by the bot, or reopened after a close
                 bots.leaves(dialog, settings)
             if dialog.operator_id is None and not dialog.offered_to:
                 routing.withdraw_offer(dialog, request.at)
@@ -307,16 +312,12 @@ class DialogActivities:
         """The bot's message, stored by the API, stands now that the workflow accepted it."""
         async with self._sessions() as session, session.begin():
             key = f"message.created:{reply.dialog_id}:{reply.message_id}"
-            if not await recorded(session, key):  # once, if this activity runs twice
-                record(
-                    session,
-                    "message.created",
-                    dialog_id=reply.dialog_id,
-                    operator_ids=[],
-                    key=key,
-                    message_id=reply.message_id,
-                    author="bot",
-                )
+            if await recorded(session, key):  # this activity ran before
+                return
+            dialog = await session.get(Dialog, reply.dialog_id)
+            message = await session.get(Message, reply.message_id)
+            assert dialog is not None and message is not None
+            message_created(session, dialog, message, key)  # the operator's console too
 
     @activity.defn
     async def project(self, projection: Projection) -> bool:

@@ -52,7 +52,9 @@ def may_hold_contact(text: str) -> bool:
     return _CONTACT_HINT.search(text) is not None
 
 
-def message_created(session: AsyncSession, dialog: Dialog, message: Message) -> None:
+def message_created(
+    session: AsyncSession, dialog: Dialog, message: Message, key: str | None = None
+) -> None:
     """The ``message.created`` event, shown to whoever holds or is offered the dialog."""
     operator_ids = [dialog.operator_id] if dialog.operator_id else list(dialog.offered_to or [])
     record(
@@ -60,6 +62,7 @@ def message_created(session: AsyncSession, dialog: Dialog, message: Message) -> 
         "message.created",
         dialog_id=dialog.id,
         operator_ids=operator_ids,
+        key=key,
         message_id=message.id,
         author=message.author,
     )

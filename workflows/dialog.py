@@ -284,6 +284,7 @@ class DialogWorkflow:
             if not outcome.ok or outcome.routing is None:
                 raise Conflict(outcome.reason)
             state = self._state
+            self._bot_left(workflow.now())  # a supervisor took it from the bot
             state.operator_id = outcome.routing.operator_id
             state.line_id = outcome.routing.line_id
             if state.operator_id:
@@ -353,6 +354,7 @@ class DialogWorkflow:
         """The close text and rating request go out; closed for good after ``rating_wait``."""
         async with self._lock:
             self._recheck(self._validate_close, action)
+            self._bot_left(workflow.now())  # a supervisor closes what the bot holds
             if self._v2:
                 await self._start_closing("operator")
             elif not await self._finish("closed", "operator"):
@@ -556,15 +558,20 @@ class DialogWorkflow:
                 self._apply(await self._database(method, request))
 
     async def _bot_hands_over(self, now: datetime) -> None:
-        """The bot is done (it asked, or ``bot.handover_after`` ran out): to the queue. The
-        operators' KPI clock starts now, not at the client message the bot took."""
-        state = self._state
+        """The bot is done (it asked, or ``bot.handover_after`` ran out): to the queue."""
+        self._bot_left(now)
         self._enter_queue_status()
-        state.bot_since = None
-        if state.kpi_since is not None:
-            state.kpi_since = now
-        request = RoutingRequest(dialog_id=state.dialog_id, at=now)
+        request = RoutingRequest(dialog_id=self._state.dialog_id, at=now)
         self._apply(await self._database(DialogActivities.enter_queue, request))
+
+    def _bot_left(self, now: datetime) -> None:
+        """Operators take over from the bot: their KPI clock starts now, not at the client
+        messages the bot had."""
+        state = self._state
+        if state.status == "bot":
+            state.bot_since = None
+            if state.kpi_since is not None:
+                state.kpi_since = now
 
     def _recheck(self, validator: Callable[[Arg], None], argument: Arg) -> None:
         """Check again under the lock: an update that waited for it may find the dialog

@@ -2,12 +2,14 @@
 
 from typing import Any
 
+from sqlalchemy import select
 from temporalio.client import WorkflowHandle
 
+from core.events.models import Event
 from core.models import Bot, Message
 from tests.workflows.harness import Harness
 from workflows.dialog import DialogWorkflow
-from workflows.models import BotAction, BotReply, DialogState, Transfer
+from workflows.models import BotAction, BotReply, DialogState, OperatorAction, Transfer
 
 WELCOME = "Hi! This is Acme support."
 
@@ -217,3 +219,61 @@ async def test_a_supervisor_may_give_a_bot_dialog_to_an_operator(harness: Harnes
     )
     replied = await harness.reply(dialog, ann)
     assert replied.status == "operator_replied"
+
+
+async def test_a_dialog_reopened_after_a_supervisor_close_goes_to_the_queue_without_the_bot(
+    harness: Harness,
+):
+    (ann,) = await harness.operators(1)
+    channel, bot_id = await bot_line(harness, [ann], leave="queue")
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await with_bot(harness, dialog)
+    closing: DialogState = await dialog.execute_update(
+        DialogWorkflow.close, OperatorAction(dialog_id=state.dialog_id, by_supervisor=True)
+    )
+    assert closing.status == "closing"
+    await harness.client_writes(channel, "chat-1", "Wait, one more thing")
+    state = await harness.offered(dialog, [ann])
+    assert (state.dialog_id, state.status, state.bot_id) == (closing.dialog_id, "queued", None)
+    refused = await harness.refused(bot_says(harness, dialog, bot_id, "Still here!"))
+    assert f"is not held by bot {bot_id}" in refused
+
+
+async def test_an_intercepted_bot_dialog_starts_the_operators_kpi_clock(harness: Harness):
+    (ann,) = await harness.operators(1)
+    bot_id = await registered_bot(harness)
+    settings = {
+        "bot": {"enabled": True, "bot_id": bot_id, "handover_after": 0},
+        "kpi": {"first_answer": {"limit": 60}},
+    }
+    channel = await harness.line([ann], settings, handover_after=3600)
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await with_bot(harness, dialog)
+    await harness.sleep(600)
+    await dialog.execute_update(
+        DialogWorkflow.transfer,
+        Transfer(dialog_id=state.dialog_id, by_supervisor=True, to_operator_id=ann),
+    )
+    await harness.sleep(30)
+    state = await harness.reply(dialog, ann)
+    assert (state.kpi.first_answer_s, state.kpi.overdue) == (30, 0)
+
+
+async def test_the_bots_messages_reach_the_operators_console(harness: Harness):
+    (ann,) = await harness.operators(1)
+    channel, bot_id = await bot_line(harness, [ann], leave="close")
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await with_bot(harness, dialog)
+    await bot_says(harness, dialog, bot_id, "Before the handover")
+    await bot_does(dialog, DialogWorkflow.bot_handover, bot_id)
+    await harness.offered(dialog, [ann])
+    await harness.accept(dialog, ann)
+    await bot_says(harness, dialog, bot_id, "After the accept")
+    async with harness.sessions() as session:
+        events = await session.scalars(
+            select(Event)
+            .where(Event.dialog_id == state.dialog_id, Event.type == "message.created")
+            .order_by(Event.id)
+        )
+        bot_events = [e.operator_ids for e in events if e.data["author"] == "bot"]
+    assert bot_events == [[], [ann]]

@@ -3,9 +3,14 @@
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-29 22:20:00
+
+Before this, ``bot.bot_id`` and a bot key's ``bot_id`` named no row: lines that enabled a bot
+have it switched off and bot keys are revoked, so neither attaches to whichever bot later
+gets that id.
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -34,6 +39,24 @@ def upgrade() -> None:
         foreign_key = sa.ForeignKey("bots.id", name="fk_dialogs_bot_id")
         op.add_column("dialogs", sa.Column("bot_id", sa.Integer(), foreign_key, nullable=True))
     op.create_index("ix_dialogs_bot_id", "dialogs", ["bot_id"], unique=False)  # a bot's dialogs
+
+    bind = op.get_bind()
+    lines = sa.table("lines", sa.column("id", sa.Integer()), sa.column("settings", sa.JSON()))
+    for line_id, settings in bind.execute(sa.select(lines.c.id, lines.c.settings)).all():
+        bot = settings.get("bot") or {}
+        if bot.get("enabled"):
+            switched_off = {**settings, "bot": {**bot, "enabled": False}}
+            bind.execute(lines.update().where(lines.c.id == line_id).values(settings=switched_off))
+    keys = sa.table(
+        "api_keys",
+        sa.column("role", sa.String()),
+        sa.column("revoked_at", sa.DateTime(timezone=True)),
+    )
+    bind.execute(
+        keys.update()
+        .where(keys.c.role == "bot", keys.c.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
 
 
 def downgrade() -> None:
