@@ -335,6 +335,23 @@ class Harness:
     async def close(self, handle: WorkflowHandle[Any, Any], operator_id: int) -> DialogState:
         return await self._act(handle, DialogWorkflow.close, operator_id)
 
+    async def closed_for_good(
+        self, handle: WorkflowHandle[Any, Any], operator_id: int, dialog_id: int
+    ) -> None:
+        """The operator closes the dialog (close text and rating request go out) and it ends
+        closed for the operator's reason, in the workflow and in its row (at once with
+        ``rating_wait`` 0, after it otherwise)."""
+        closing = await self.close(handle, operator_id)
+        assert closing.dialog_id == dialog_id
+        result = await self.result(handle)
+        assert (result.dialog_id, result.status, result.close_reason) == (
+            dialog_id,
+            "closed",
+            "operator",
+        )
+        row = await self.dialog_row(dialog_id)
+        assert (row.status, row.close_reason) == ("closed", "operator")
+
     @staticmethod
     async def refused(action: Awaitable[object]) -> str:
         """The reason the dialog gave for refusing an operator action (its update failed)."""

@@ -24,23 +24,6 @@ async def received(harness: Harness, dialog_id: int, expected: list[str]) -> Non
         await asyncio.sleep(0.02)
 
 
-async def closed_for_good(
-    harness: Harness, dialog: WorkflowHandle[Any, Any], operator_id: int, dialog_id: int
-) -> None:
-    """The operator closes the dialog (close text and rating request go out) and it ends
-    closed for the operator's reason, in the workflow and in its row."""
-    closing = await harness.close(dialog, operator_id)
-    assert closing.dialog_id == dialog_id
-    result = await harness.result(dialog)
-    assert (result.dialog_id, result.status, result.close_reason) == (
-        dialog_id,
-        "closed",
-        "operator",
-    )
-    row = await harness.dialog_row(dialog_id)
-    assert (row.status, row.close_reason) == ("closed", "operator")
-
-
 def required(agreement_id: int) -> dict[str, Any]:
     return {
         "welcome": {"text": WELCOME},
@@ -82,7 +65,7 @@ async def test_the_notice_goes_first_and_the_next_message_is_the_consent(harness
     assert consent.created_at is not None
     assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE]
     await harness.accept(dialog, a)
-    await closed_for_good(harness, dialog, a, state.dialog_id)
+    await harness.closed_for_good(dialog, a, state.dialog_id)
     assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *CLOSING_TEXTS]
     assert len(await harness.consents(agreement_id)) == 1
 
@@ -98,7 +81,7 @@ async def test_messages_after_the_consent_record_nothing_more(harness: Harness):
     assert (accepted.status, accepted.consent_pending) == ("accepted", False)
     assert len(await harness.consents(agreement_id)) == 1
     assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE]
-    await closed_for_good(harness, dialog, a, state.dialog_id)
+    await harness.closed_for_good(dialog, a, state.dialog_id)
     assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *CLOSING_TEXTS]
     assert len(await harness.consents(agreement_id)) == 1
 
@@ -107,7 +90,7 @@ async def test_a_later_session_of_a_client_who_consented_gets_no_notice(harness:
     agreement_id = await harness.agreement(NOTICE)
     channel, dialog, a, state = await consented(harness, agreement_id)
     await harness.accept(dialog, a)
-    await closed_for_good(harness, dialog, a, state.dialog_id)
+    await harness.closed_for_good(dialog, a, state.dialog_id)
 
     await harness.client_writes(channel, "chat-1", "Me again")
 
@@ -118,7 +101,7 @@ async def test_a_later_session_of_a_client_who_consented_gets_no_notice(harness:
     assert await harness.texts_received(later.dialog_id) == []  # no notice, no welcome
     assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *CLOSING_TEXTS]
     await harness.accept(dialog, a)
-    await closed_for_good(harness, dialog, a, later.dialog_id)
+    await harness.closed_for_good(dialog, a, later.dialog_id)
     assert await harness.texts_received(later.dialog_id) == CLOSING_TEXTS
     assert len(await harness.consents(agreement_id)) == 1
 
@@ -130,7 +113,7 @@ async def test_the_consent_records_the_agreements_current_version(harness: Harne
 
     assert [c.version for c in await harness.consents(agreement_id)] == [3]
     await harness.accept(dialog, a)
-    await closed_for_good(harness, dialog, a, state.dialog_id)
+    await harness.closed_for_good(dialog, a, state.dialog_id)
     assert await harness.texts_received(state.dialog_id) == [WELCOME, NOTICE, *CLOSING_TEXTS]
 
 
@@ -150,6 +133,6 @@ async def test_without_required_there_is_no_notice_and_no_consent(harness: Harne
     assert (accepted.status, accepted.consent_pending) == ("accepted", False)
     assert await harness.texts_received(first.dialog_id) == [WELCOME]
     assert await harness.consents(agreement_id) == []
-    await closed_for_good(harness, dialog, a, first.dialog_id)
+    await harness.closed_for_good(dialog, a, first.dialog_id)
     assert await harness.texts_received(first.dialog_id) == [WELCOME, *CLOSING_TEXTS]
     assert await harness.consents(agreement_id) == []

@@ -29,24 +29,6 @@ async def received(harness: Harness, dialog_id: int, expected: list[str]) -> Non
         await asyncio.sleep(0.02)
 
 
-async def closed_for_good(
-    harness: Harness, dialog: WorkflowHandle[Any, Any], operator_id: int, dialog_id: int
-) -> None:
-    """The operator closes the dialog (close text and rating request go out) and it ends
-    closed for the operator's reason, in the workflow and in its row (at once with
-    ``rating_wait`` 0, after it otherwise)."""
-    closing = await harness.close(dialog, operator_id)
-    assert closing.dialog_id == dialog_id
-    result = await harness.result(dialog)
-    assert (result.dialog_id, result.status, result.close_reason) == (
-        dialog_id,
-        "closed",
-        "operator",
-    )
-    row = await harness.dialog_row(dialog_id)
-    assert (row.status, row.close_reason) == ("closed", "operator")
-
-
 async def test_the_first_message_of_a_new_chat_is_welcomed_once(harness: Harness):
     (a,) = await harness.operators(1)
     channel = await harness.line([a], {"welcome": {"text": WELCOME}}, handover_after=3600)
@@ -60,7 +42,7 @@ async def test_the_first_message_of_a_new_chat_is_welcomed_once(harness: Harness
 
     assert (accepted.status, accepted.operator_id) == ("accepted", a)
     assert await harness.texts_received(state.dialog_id) == [WELCOME]
-    await closed_for_good(harness, dialog, a, state.dialog_id)
+    await harness.closed_for_good(dialog, a, state.dialog_id)
     assert await harness.texts_received(state.dialog_id) == [WELCOME, *CLOSING_TEXTS]
 
 
@@ -100,7 +82,7 @@ async def test_a_later_session_of_the_chat_gets_no_welcome_by_default(harness: H
     assert await harness.texts_received(first) == [WELCOME, *CLOSING_TEXTS]
     assert await harness.texts_received(later) == []
     await harness.accept(dialog, a)
-    await closed_for_good(harness, dialog, a, later)
+    await harness.closed_for_good(dialog, a, later)
     assert await harness.texts_received(later) == CLOSING_TEXTS
     assert await harness.texts_received(first) == [WELCOME, *CLOSING_TEXTS]
 
@@ -111,7 +93,7 @@ async def test_with_each_session_every_session_is_welcomed(harness: Harness):
     assert await harness.texts_received(first) == [WELCOME, *CLOSING_TEXTS]
     await received(harness, later, [WELCOME])
     await harness.accept(dialog, a)
-    await closed_for_good(harness, dialog, a, later)
+    await harness.closed_for_good(dialog, a, later)
     assert await harness.texts_received(later) == [WELCOME, *CLOSING_TEXTS]
     assert await harness.texts_received(first) == [WELCOME, *CLOSING_TEXTS]
 

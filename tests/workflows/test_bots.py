@@ -176,16 +176,23 @@ async def test_with_leave_close_the_bot_stays_and_may_write_but_not_close(harnes
     assert f"is not held by bot {bot_id}" in refused
 
 
-async def test_time_with_the_bot_does_not_count_against_the_operators_kpi(harness: Harness):
+async def kpi_bot_dialog(
+    harness: Harness, handover_after: int
+) -> tuple[int, WorkflowHandle[Any, Any], DialogState]:
+    """A dialog the bot holds on a line whose operator (returned) has 60 s to answer first."""
     (ann,) = await harness.operators(1)
     bot_id = await registered_bot(harness)
     settings = {
-        "bot": {"enabled": True, "bot_id": bot_id, "handover_after": 600},
+        "bot": {"enabled": True, "bot_id": bot_id, "handover_after": handover_after},
         "kpi": {"first_answer": {"limit": 60}},
     }
     channel = await harness.line([ann], settings, handover_after=3600)
     dialog = await harness.client_writes(channel, "chat-1")
-    state = await with_bot(harness, dialog)
+    return ann, dialog, await with_bot(harness, dialog)
+
+
+async def test_time_with_the_bot_does_not_count_against_the_operators_kpi(harness: Harness):
+    ann, dialog, state = await kpi_bot_dialog(harness, handover_after=600)
     assert not any(name.startswith("kpi_") for name in state.deadlines)
     await harness.sleep(600)  # the bot hands over
     await harness.offered(dialog, [ann])
@@ -240,15 +247,7 @@ async def test_a_dialog_reopened_after_a_supervisor_close_goes_to_the_queue_with
 
 
 async def test_an_intercepted_bot_dialog_starts_the_operators_kpi_clock(harness: Harness):
-    (ann,) = await harness.operators(1)
-    bot_id = await registered_bot(harness)
-    settings = {
-        "bot": {"enabled": True, "bot_id": bot_id, "handover_after": 0},
-        "kpi": {"first_answer": {"limit": 60}},
-    }
-    channel = await harness.line([ann], settings, handover_after=3600)
-    dialog = await harness.client_writes(channel, "chat-1")
-    state = await with_bot(harness, dialog)
+    ann, dialog, state = await kpi_bot_dialog(harness, handover_after=0)
     await harness.sleep(600)
     await dialog.execute_update(
         DialogWorkflow.transfer,
