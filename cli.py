@@ -71,8 +71,9 @@ class UnknownBinding(Exception):
 
 def _keys_create(args: argparse.Namespace) -> int:
     from core.api_keys import issue_key
+    from core.bots import live_bot
     from core.db import create_engine, session_factory
-    from core.models import Bot, Operator
+    from core.models import Operator
 
     if args.role == "operator" and args.operator_id is None:
         print("--operator-id is required for --role operator", file=sys.stderr)
@@ -93,10 +94,8 @@ def _keys_create(args: argparse.Namespace) -> int:
                     Operator, args.operator_id
                 ):
                     raise UnknownBinding(f"operator {args.operator_id} does not exist")
-                if args.bot_id is not None:
-                    bot = await session.get(Bot, args.bot_id)
-                    if bot is None or bot.deleted_at is not None:
-                        raise UnknownBinding(f"bot {args.bot_id} does not exist")
+                if args.bot_id is not None and not await live_bot(session, args.bot_id):
+                    raise UnknownBinding(f"bot {args.bot_id} does not exist")
                 _, plain = await issue_key(session, args.role, args.operator_id, args.bot_id)
                 await session.commit()
                 return plain
@@ -114,7 +113,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 def _db_id(text: str) -> int:
     """An id as the API takes it: a positive 32-bit integer."""
-    from api.deps import MAX_ID
+    from core.models import MAX_ID
 
     try:
         value = int(text)

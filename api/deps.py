@@ -14,6 +14,7 @@ from temporalio.client import Client
 from api.errors import ApiError
 from core.api_keys import Role, digest
 from core.config import Settings
+from core.models import MAX_ID as MAX_ID  # the routes take it from here
 from core.models import ApiKey, Base
 from core.temporal import connect
 
@@ -43,9 +44,6 @@ ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
 
 
 # --- Input shapes shared by the routes ----------------------------------------------------
-
-MAX_ID = 2**31 - 1
-"""Ids are 32-bit INTEGER columns: PostgreSQL answers a larger value with an error, not a miss."""
 
 DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 """An id given in a request body."""

@@ -379,6 +379,9 @@ from core.crm import models as _crm_models  # noqa: E402, F401
 from core.events import models as _event_models  # noqa: E402, F401
 
 CLOSED_DIALOG_STATUSES: tuple[str, ...] = FINAL_STATUSES
+MAX_ID = 2**31 - 1
+"""Ids are 32-bit INTEGER columns: PostgreSQL answers a larger value with an error, not a miss."""
+
 OPEN_DIALOG_STATUSES = tuple(s for s in get_args(Status) if s not in FINAL_STATUSES)
 
 

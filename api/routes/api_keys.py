@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from api.deps import Admin, DbId, Session, get_or_404
 from api.errors import invalid
-from api.routes.bots import live_bot
 from core.api_keys import Role, issue_key
+from core.bots import live_bot
 from core.models import ApiKey, Operator
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import MAX_ID, Admin, NoNul, Principal, Session, get_or_404, require
+from api.deps import Admin, NoNul, Principal, Session, get_or_404, require
 from api.errors import ApiError
 from core.models import Bot, Line
 
@@ -39,20 +39,6 @@ class BotOut(BaseModel):
 
 def bot_out(bot: Bot) -> BotOut:
     return BotOut.model_validate(bot, from_attributes=True)
-
-
-async def live_bot(session: AsyncSession, bot_id: int, share_lock: bool = False) -> bool:
-    """Whether the bot exists and is not deleted.
-
-    ``share_lock``: keep it so until the transaction ends (PostgreSQL ``FOR SHARE``), so a
-    line cannot take on a bot that a concurrent ``DELETE`` is removing.
-    """
-    if not 1 <= bot_id <= MAX_ID:
-        return False
-    query = select(Bot.id).where(Bot.id == bot_id, Bot.deleted_at.is_(None))
-    if share_lock:
-        query = query.with_for_update(read=True)
-    return await session.scalar(query) is not None
 
 
 async def lines_using(session: AsyncSession, bot_id: int) -> list[int]:

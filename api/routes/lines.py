@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, AppSettings, Reader, Session, get_or_404
 from api.errors import ApiError, invalid
-from api.routes.bots import live_bot
 from core import routing
+from core.bots import live_bot
 from core.line_settings import LineSettings, merge_patch
 from core.models import (
     OPEN_DIALOG_STATUSES,
