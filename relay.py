@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from core.events.dispatch import BATCH as DISPATCH_BATCH
 from core.events.dispatch import dispatch_batch
 from core.inbound import may_hold_contact, rating_reply
-from core.models import Dialog, Message, Operator, Outbox
+from core.models import CLOSED_DIALOG_STATUSES, Dialog, Message, Operator, Outbox
 from core.relay_wakeups import Wakeups
 from core.temporal import start_once
 from workflows import search_attributes as sa
@@ -70,6 +70,8 @@ async def deliver_batch(
         _, dialog, _, operator = row
         key = workflow_id(dialog.chat_id) if dialog else f"operator-{operator and operator.id}"
         by_workflow[key].append(row)
+    # Each workflow's rows report what they delivered, whatever another's did: one failure
+    # must not send a whole batch again.
     results = await asyncio.gather(
         *(
             _deliver_in_order(client, task_queue, max_history_events, items)
@@ -136,12 +138,15 @@ async def _deliver_in_order(
             elif dialog is not None and message is not None and outbox.kind == "rating":
                 await _late_rating(client, task_queue, dialog, message)
             elif dialog is not None and message is not None:
-                await _client_message(client, task_queue, max_history_events, dialog, message)
+                if dialog.status not in CLOSED_DIALOG_STATUSES:
+                    await _client_message(client, task_queue, max_history_events, dialog, message)
+                # else: delivered before (a dialog closes only once its run has seen all its
+                # messages): starting its run again would revive a dialog that has ended.
             elif dialog is not None:
                 await _signal(client, dialog, outbox.kind)
             elif operator is not None:
                 await _vacation(client, task_queue, operator)
-        except RPCError as error:
+        except Exception as error:  # Temporal down, a bad row: tried again on the next round
             log.warning("outbox row %s not delivered yet: %s", outbox.id, error)
             break
         delivered.append(outbox.id)
@@ -163,6 +168,8 @@ async def _client_message(
         ),
         id=workflow_id(dialog.chat_id),
         task_queue=task_queue,
+        static_summary=f"Chat {dialog.chat_id}: dialog {dialog.id}, line {dialog.line_id}, "
+        f"{dialog.channel_type} channel",
         # Findable in the Temporal UI from its first event; the run upserts what changes.
         search_attributes=TypedSearchAttributes(
             [

@@ -12,7 +12,7 @@ from temporalio import activity
 
 from core.crm import tracker
 from core.line_settings import LineSettings
-from core.models import Chat, Dialog, Line, Message
+from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Line, Message
 from workflows.models import ClientTurn, Tracked
 
 # A race on an identity (two chats of one new client at once) is settled by running the
@@ -61,6 +61,8 @@ class ChatTrackerActivities:
             dialog = await session.get(Dialog, turn.dialog_id, with_for_update={"key_share": True})
             if dialog is None:
                 raise LookupError(f"dialog {turn.dialog_id} does not exist")
+            if dialog.status in CLOSED_DIALOG_STATUSES:  # a run for a dialog that has ended
+                return Tracked()
             chat = await session.get(Chat, dialog.chat_id)
             line = await session.get(Line, dialog.line_id)
             assert chat is not None and line is not None

@@ -17,7 +17,7 @@ from core.crm import forwarding, leads
 from core.events.publish import record, recorded
 from core.inbound import message_created
 from core.line_settings import LineSettings
-from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Message, Operator
+from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Line, Message, Operator
 from core.worktime import is_working_time
 from workflows.models import (
     ActionOutcome,
@@ -60,7 +60,19 @@ async def routing_of(
         bot_id=dialog.bot_id,
         bot_took=took,
         bot_handover_after=settings.bot.handover_after,
+        final_status=dialog.status if ended(dialog) else None,
+        final_reason=dialog.close_reason if ended(dialog) else None,
     )
+
+
+def ended(dialog: Dialog) -> bool:
+    """The dialog is closed for good: no routing or action changes its row any more (a run
+    started by a message delivered again after the dialog's run completed changes nothing)."""
+    return dialog.status in CLOSED_DIALOG_STATUSES
+
+
+def refused_as_ended(dialog: Dialog) -> str:
+    return f"dialog {dialog.id} is {dialog.status}"
 
 
 def take(dialog: Dialog, action: OperatorAction) -> bool:
@@ -71,6 +83,7 @@ def take(dialog: Dialog, action: OperatorAction) -> bool:
     dialog.offered_to = []
     dialog.waiting_since = None
     dialog.accepted_at = action.at or datetime.now(UTC)
+    dialog.answered = False  # not yet by the operator who holds it now
     return True
 
 
@@ -121,6 +134,8 @@ class DialogActivities:
         """The dialog joins its line's waiting queue and is offered if anyone can take it;
         a new dialog goes to the line's chat-bot first if it has one for it."""
         async with self._locked(request.dialog_id) as (session, dialog, settings):
+            if ended(dialog):
+                return await routing_of(session, dialog, settings, request.at)
             if request.run_id is not None:
                 dialog.run_id = request.run_id
             if request.bot_may_take and dialog.status == "bot":  # this ran before
@@ -157,7 +172,8 @@ class DialogActivities:
         async with self._locked(request.dialog_id) as (session, dialog, settings):
             owner = await session.get(Operator, dialog.operator_id) if dialog.operator_id else None
             if (
-                owner is not None
+                not ended(dialog)
+                and owner is not None
                 and settings.queue.check_availability
                 and not dialog.pinned
                 and not routing.is_available(owner, True, request.at)
@@ -180,6 +196,8 @@ class DialogActivities:
     async def accept(self, action: OperatorAction) -> ActionOutcome:
         at = action.at or datetime.now(UTC)
         async with self._locked(action.dialog_id) as (session, dialog, settings):
+            if ended(dialog):
+                return ActionOutcome(ok=False, reason=refused_as_ended(dialog))
             if dialog.operator_id == action.operator_id:
                 return ActionOutcome(
                     ok=True, routing=await routing_of(session, dialog, settings, at)
@@ -195,16 +213,33 @@ class DialogActivities:
             return ActionOutcome(ok=True, routing=await routing_of(session, dialog, settings, at))
 
     @activity.defn
-    async def skip(self, action: OperatorAction) -> Routing:
-        """The operator passes the dialog on; it goes to the next one by distribution mode."""
+    async def skip(self, action: OperatorAction) -> ActionOutcome:
+        """The operator passes the dialog on; it goes to the next one by distribution mode.
+
+        Under ``all`` an offer skipped by one of several operators stays with the others
+        (their handover time unchanged); once nobody is left it is offered again.
+        """
         at = action.at or datetime.now(UTC)
         async with self._locked(action.dialog_id) as (session, dialog, settings):
-            if dialog.operator_id == action.operator_id or action.operator_id in dialog.offered_to:
+            held = dialog.operator_id == action.operator_id
+            offered = action.operator_id in dialog.offered_to
+            if ended(dialog) or not (held or offered):
+                reason = (
+                    refused_as_ended(dialog)
+                    if ended(dialog)
+                    else f"dialog {dialog.id} is neither offered to nor held by operator "
+                    f"{action.operator_id}"
+                )
+                routing_now = await routing_of(session, dialog, settings, at)
+                return ActionOutcome(ok=False, reason=reason, routing=routing_now)
+            others = [i for i in dialog.offered_to if i != action.operator_id]
+            if not held and others and settings.queue.distribution == "all":
+                dialog.offered_to = others
+            else:
                 routing.requeue(dialog, at)
-                dialog.status = "queued"
                 dialog.last_offered_id = action.operator_id
                 await routing.serve_queue(session, dialog, settings, at)
-            return await routing_of(session, dialog, settings, at)
+            return ActionOutcome(ok=True, routing=await routing_of(session, dialog, settings, at))
 
     @activity.defn
     async def transfer(self, transfer: Transfer) -> ActionOutcome:
@@ -214,6 +249,8 @@ class DialogActivities:
         """
         at = transfer.at or datetime.now(UTC)
         async with self._locked(transfer.dialog_id) as (session, dialog, settings):
+            if ended(dialog):
+                return ActionOutcome(ok=False, reason=refused_as_ended(dialog))
             if transfer.to_operator_id is not None:
                 target = await session.get(Operator, transfer.to_operator_id)
                 if target is None or target.fired:
@@ -229,6 +266,7 @@ class DialogActivities:
                 dialog.offered_to = []
                 dialog.waiting_since = None
                 dialog.accepted_at = at
+                dialog.answered = False  # not yet by its new owner
                 dialog.status = "accepted"
                 dialog.outside_queue = True  # theirs, member of the queue or not
                 transferred(session, dialog, to_operator_id=target.id)
@@ -240,10 +278,17 @@ class DialogActivities:
                 )
             assert transfer.to_line_id is not None
             old_line = dialog.line_id
-            try:
-                new_settings = await routing.lock_line(session, transfer.to_line_id)
-            except LookupError:
+            if old_line == transfer.to_line_id:  # this activity ran before: done
+                return ActionOutcome(
+                    ok=True, routing=await routing_of(session, dialog, settings, at)
+                )
+            target_line = await session.get(Line, transfer.to_line_id)
+            if target_line is None or target_line.deleted_at is not None:
                 return ActionOutcome(ok=False, reason=f"line {transfer.to_line_id} does not exist")
+            new_settings = await routing.lock_line(session, transfer.to_line_id)
+            if not new_settings.active:
+                reason = f"line {transfer.to_line_id} is inactive: it takes no dialogs"
+                return ActionOutcome(ok=False, reason=reason)
             if dialog.status == "bot":
                 bots.leaves(dialog, settings)
             dialog.line_id = transfer.to_line_id
@@ -265,6 +310,8 @@ class DialogActivities:
         them. Refused, changing nothing, while the line is inactive."""
         at = reply.at or datetime.now(UTC)
         async with self._locked(reply.dialog_id) as (session, dialog, settings):
+            if ended(dialog):
+                return ActionOutcome(ok=False, reason=refused_as_ended(dialog))
             if not settings.active:
                 reason = f"line {dialog.line_id} is inactive: replies are refused"
                 return ActionOutcome(
@@ -325,45 +372,55 @@ class DialogActivities:
 
         A close is refused (False) while the dialog has a client message the workflow has
         not seen yet: it was filed under this dialog, so the dialog must stay open for it.
-        The chat's lock makes this exact against a message being filed right now.
+        The chat's lock makes this exact against a message being filed right now. A row that
+        is closed already stays as it is.
         """
         async with self._locked(projection.dialog_id) as (session, dialog, settings):
             closing = projection.status in CLOSED_DIALOG_STATUSES
+            if ended(dialog):
+                return closing  # a retry of the close that ended it; nothing else changes it
             if closing and await self._has_unseen_message(session, dialog, projection):
                 return False
-            was_open = dialog.status not in CLOSED_DIALOG_STATUSES
-            dialog.status = projection.status
-            dialog.close_reason = projection.close_reason
-            # The owner is not copied: only routing transactions change it, so a projection
-            # written just after an operator was fired cannot give the dialog back to them.
-            dialog.answered = projection.answered
+            # The owner is not copied: only routing transactions change it. A run that has
+            # not yet learnt of one (its wake-up is on the way) does not write the status it
+            # had under the old owner: the load counts would go by it.
+            if (
+                closing
+                or projection.status == "closing"
+                or (projection.operator_id == dialog.operator_id)
+            ):
+                dialog.status = projection.status
+                dialog.close_reason = projection.close_reason
             dialog.pinned = projection.pinned
             dialog.run_id = projection.run_id
-            if projection.status in CLOSED_DIALOG_STATUSES:
+            if closing:
                 dialog.closed_at = projection.closed_at
                 routing.leave_queue(dialog)
-                if was_open:
-                    record(
-                        session,
-                        "dialog.closed",
-                        dialog_id=dialog.id,
-                        operator_ids=[dialog.operator_id] if dialog.operator_id else [],
-                        status=projection.status,
-                        close_reason=projection.close_reason,
-                    )
-                    await routing.serve_queue(
-                        session, dialog, settings, projection.closed_at or datetime.now(UTC)
-                    )
+                record(
+                    session,
+                    "dialog.closed",
+                    dialog_id=dialog.id,
+                    operator_ids=[dialog.operator_id] if dialog.operator_id else [],
+                    status=projection.status,
+                    close_reason=projection.close_reason,
+                )
+                await routing.serve_queue(
+                    session, dialog, settings, projection.closed_at or datetime.now(UTC)
+                )
             return True
 
     @staticmethod
     async def _has_unseen_message(
         session: AsyncSession, dialog: Dialog, projection: Projection
     ) -> bool:
+        """A client message of the dialog that is not among those the run has seen (by id,
+        not by order: two workers may deliver a chat's messages out of order)."""
         await session.execute(select(Chat.id).where(Chat.id == dialog.chat_id).with_for_update())
-        newer = select(Message.id).where(
+        unseen = select(Message.id).where(
             Message.dialog_id == dialog.id,
             Message.author == "client",
-            Message.id > (projection.last_seen_message_id or 0),
+            Message.id > projection.seen_up_to,
         )
-        return await session.scalar(newer.limit(1)) is not None
+        if projection.seen_message_ids:
+            unseen = unseen.where(Message.id.not_in(projection.seen_message_ids))
+        return await session.scalar(unseen.limit(1)) is not None

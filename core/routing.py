@@ -257,8 +257,14 @@ def leave_queue(dialog: Dialog) -> None:
 
 
 def requeue(dialog: Dialog, now: datetime) -> None:
-    """The dialog loses its owner (if any) and its offer and waits in the queue again."""
+    """The dialog loses its owner (if any) and its offer and waits in the queue again.
+
+    Its status says so at once (the workflow writes the same when it learns of it), and it
+    counts as unanswered for whoever takes it next: load counts go by both.
+    """
     dialog.operator_id = None
+    dialog.status = "queued"
+    dialog.answered = False
     withdraw_offer(dialog, now)
 
 

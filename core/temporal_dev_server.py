@@ -27,6 +27,7 @@ from workflows import search_attributes
 _FLAG_TYPE = {
     SearchAttributeIndexedValueType.INT: "Int",
     SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.BOOL: "Bool",
 }
 
 

@@ -1,4 +1,10 @@
-"""How workflows call their activities: one timeout and retry policy for all of them."""
+"""How workflows call their activities: one timeout and retry policy for all of them.
+
+Every call is bounded. A local activity runs inside the workflow task and holds the dialog's
+action lock while it retries, so an outage must end in an error the workflow can handle (an
+update answers "unavailable", the main loop tries the step again later) rather than block the
+dialog for good. Errors that cannot pass by retrying (a bug, a missing row) fail at once.
+"""
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -10,22 +16,50 @@ from temporalio.common import RetryPolicy
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 
-TIMEOUT = timedelta(seconds=30)
-# Database and channel hiccups pass; retries go on until the activity succeeds.
+# One attempt; a database that hangs instead of refusing counts as a failed attempt.
+ATTEMPT = timedelta(seconds=10)
+# All attempts of a step of the main loop (a dialog action is bounded by its own deadline).
+STEP = timedelta(minutes=1)
+# All attempts of a regular activity (a channel or CRM call, apart from the dialog's lock).
+REGULAR = timedelta(hours=1)
+# Exception classes a retry cannot cure: a bug or a row that does not exist.
+DETERMINISTIC = [
+    "AssertionError",
+    "AttributeError",
+    "KeyError",
+    "LookupError",
+    "TypeError",
+    "ValueError",
+    "ValidationError",
+    "IntegrityError",
+]
 RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=DETERMINISTIC,
 )
 
 
 async def run(method: Callable[[Any, Arg], Awaitable[Result]], argument: Arg) -> Result:
     """Run an activity method (of an activities class) with the common timeout and retries."""
     return await workflow.execute_activity_method(
-        method, argument, start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+        method,
+        argument,
+        start_to_close_timeout=ATTEMPT * 3,
+        schedule_to_close_timeout=REGULAR,
+        retry_policy=RETRY,
     )
 
 
-async def run_local(method: Callable[[Any, Arg], Awaitable[Result]], argument: Arg) -> Result:
-    """The same as a local activity: one marker in history instead of three events."""
+async def run_local(
+    method: Callable[[Any, Arg], Awaitable[Result]], argument: Arg, within: timedelta = STEP
+) -> Result:
+    """The same as a local activity (one marker in history instead of three events), every
+    attempt included ``within`` the given time."""
     return await workflow.execute_local_activity_method(
-        method, argument, start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+        method,
+        argument,
+        start_to_close_timeout=min(ATTEMPT, within),
+        schedule_to_close_timeout=within,
+        retry_policy=RETRY,
     )

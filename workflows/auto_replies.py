@@ -5,6 +5,8 @@ They run as local activities: short database writes (for the ``api`` channel the
 message is the delivery), one marker in history each and no round trip through the server.
 """
 
+from datetime import timedelta
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -17,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         ClientTurn,
         CloseReason,
         CloseRequest,
+        Closing,
         DialogState,
         RatingOutcome,
         Routing,
@@ -49,26 +52,24 @@ async def send(state: DialogState, kind: AutoTextKind) -> None:
     await activity_calls.run_local(AutoReplyActivities.send_text, text)
 
 
-async def start_closing(state: DialogState, reason: CloseReason) -> None:
-    """Send the close text and the rating request as the line's settings say now; the dialog
-    is ``closing`` until ``rating_wait`` is over (0: the caller closes it at once)."""
+async def start_closing(state: DialogState, reason: CloseReason, within: timedelta) -> Closing:
+    """Send the close text and the rating request as the line's settings say now; returns
+    what they said (``rating_wait`` 0: the caller closes it at once). The caller decides the
+    dialog's status: the client may have written meanwhile."""
     request = CloseRequest(dialog_id=state.dialog_id, reason=reason, at=workflow.now())
-    closing = await activity_calls.run_local(AutoReplyActivities.start_closing, request)
-    state.status, state.close_reason, state.offered_to = "closing", reason, []
-    state.closing_since = workflow.now()
-    state.rating_wait = closing.rating_wait
-    state.rating_requested = state.rating_requested or closing.rating_requested
-    state.close_on_rating = closing.close_on_rating
+    return await activity_calls.run_local(AutoReplyActivities.start_closing, request, within)
 
 
 def awaits_rating(state: DialogState) -> bool:
     return state.rating_requested and state.rating is None
 
 
-async def record_rating(state: DialogState, rating: ClientRating) -> RatingOutcome:
+async def record_rating(
+    state: DialogState, rating: ClientRating, within: timedelta
+) -> RatingOutcome:
     """Record the client's rating (refused with a message after the time limit)."""
     outcome = await activity_calls.run_local(
-        AutoReplyActivities.record_rating, rating.model_copy(update={"at": workflow.now()})
+        AutoReplyActivities.record_rating, rating.model_copy(update={"at": workflow.now()}), within
     )
     if outcome.recorded:
         state.rating = rating.value

@@ -24,7 +24,7 @@ async def track(state: DialogState, pending: Pending) -> None:
     """Run the tracker on the messages it is owed."""
     if not pending.track:
         return
-    message_ids, pending.track = pending.track, []
+    message_ids = list(pending.track)
     turn = ClientTurn(
         dialog_id=state.dialog_id,
         message_ids=message_ids,
@@ -33,4 +33,5 @@ async def track(state: DialogState, pending: Pending) -> None:
         at=workflow.now(),
     )
     await activity_calls.run_local(ChatTrackerActivities.track, turn)
+    del pending.track[: len(message_ids)]  # only now: a failed run is tried again
     state.tracked = True

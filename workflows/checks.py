@@ -4,6 +4,8 @@ A failed check raises ``ValueError``; Temporal rejects the update before it reac
 and the API answers 409 with the message.
 """
 
+from datetime import datetime
+
 from workflows.models import FINAL_STATUSES, BotAction, DialogState, OperatorAction
 
 
@@ -11,6 +13,13 @@ def require_dialog(state: DialogState, dialog_id: int) -> None:
     """The action names this run's dialog, not an earlier one of the chat."""
     if dialog_id != state.dialog_id:
         raise ValueError(f"dialog {dialog_id} has ended")
+
+
+def require_in_time(expires_at: datetime | None, now: datetime) -> None:
+    """The caller still waits for the answer: past its deadline it was told the action
+    failed, so applying it now would surprise them."""
+    if expires_at is not None and now > expires_at:
+        raise ValueError("the action came after its deadline; it was not applied")
 
 
 def require_open(state: DialogState, closing_too: bool = False) -> None:

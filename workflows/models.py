@@ -78,6 +78,10 @@ class Routing(BaseModel):
     bot_id: int | None = None
     bot_took: bool = False
     bot_handover_after: int = 0
+    # The dialog had already ended in the database (a message delivered again after its run
+    # completed started this one): nothing was changed, and the run ends as the row says.
+    final_status: "Status | None" = None
+    final_reason: "CloseReason | None" = None
 
 
 KpiItem = Literal["first_answer", "further_answer"]
@@ -148,6 +152,8 @@ class DialogState(BaseModel):
     # The chat-bot the dialog is with, and since when it holds it (the bot handover timer).
     bot_id: int | None = None
     bot_since: datetime | None = None
+    # The dialog's database work has failed since then (an outage); it is tried again.
+    stalled_since: datetime | None = None
     deadlines: dict[str, datetime] = {}
 
 
@@ -158,6 +164,7 @@ class ClientRating(BaseModel):
     value: RatingValue
     message_id: int | None = None
     at: datetime | None = None  # set by the workflow
+    expires_at: datetime | None = None  # as ``OperatorAction.expires_at``
 
 
 class RatingOutcome(BaseModel):
@@ -169,7 +176,7 @@ class RatingOutcome(BaseModel):
 class Pending(BaseModel):
     """Work the workflow owes itself, carried over a continue-as-new."""
 
-    queue: bool = True  # a new dialog goes to the queue on the first loop turn
+    queue: bool = False  # a dialog reopened while nobody held it goes back to the queue
     wake: bool = False
     check_owner: bool = False
     line_deleted: bool = False
@@ -200,6 +207,9 @@ class OperatorAction(BaseModel):
     operator_id: int | None = None
     by_supervisor: bool = False
     at: datetime | None = None  # set by the workflow before the action reaches the database
+    # The API answered (or will answer) that the action failed after this time: a workflow
+    # that gets it later refuses it rather than applying an action its caller gave up on.
+    expires_at: datetime | None = None
 
 
 class Reply(OperatorAction):
@@ -214,6 +224,7 @@ class BotAction(BaseModel):
     dialog_id: int
     bot_id: int
     at: datetime | None = None  # set by the workflow
+    expires_at: datetime | None = None  # as ``OperatorAction.expires_at``
 
 
 class BotReply(BotAction):
@@ -300,12 +311,13 @@ class Projection(BaseModel):
     status: Status
     close_reason: CloseReason | None = None
     operator_id: int | None = None
-    answered: bool = False
     pinned: bool = False
     run_id: str
     closed_at: datetime | None = None
-    # A close is only written if the client has sent nothing the workflow has not seen.
-    last_seen_message_id: int | None = None
+    # A close is only written if the client has sent nothing the workflow has not seen:
+    # every message id up to ``seen_up_to``, and these (in whatever order they came).
+    seen_up_to: int = 0
+    seen_message_ids: list[int] = []
 
 
 class Carried(BaseModel):

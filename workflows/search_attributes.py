@@ -11,5 +11,7 @@ OPERATOR_ID = SearchAttributeKey.for_int("OperatorId")
 DIALOG_STATUS = SearchAttributeKey.for_keyword("DialogStatus")
 CHANNEL_TYPE = SearchAttributeKey.for_keyword("ChannelType")
 CLIENT_ID = SearchAttributeKey.for_int("ClientId")
+# The dialog's database work keeps failing (an outage); it retries and says so here.
+DIALOG_STALLED = SearchAttributeKey.for_bool("DialogStalled")
 
-ALL = (LINE_ID, OPERATOR_ID, DIALOG_STATUS, CHANNEL_TYPE, CLIENT_ID)
+ALL = (LINE_ID, OPERATOR_ID, DIALOG_STATUS, CHANNEL_TYPE, CLIENT_ID, DIALOG_STALLED)

@@ -16,31 +16,36 @@ EXPIRY = timedelta(days=30)
 PINNED = timedelta(days=7)
 
 
-def deadlines(
-    state: DialogState, routing: Routing | None, automatic_actions: bool
-) -> dict[str, datetime]:
+# Deadlines that end a dialog; every open dialog has at least one (design.md, invariant 8).
+# The others (handover, no-answer, KPI) only move it on or tell someone.
+ENDING = ("expiry", "inactivity", "pinned", "rating_wait", "bot_handover")
+
+
+def deadlines(state: DialogState, routing: Routing | None) -> dict[str, datetime]:
     """The next due time of each running timer.
 
-    ``automatic_actions`` is off only when replaying a dialog started before the no-answer,
-    inactivity, pinned and rating-wait timers existed (see ``DialogWorkflow.__init__``).
+    Every path to an open status leaves an ending deadline: closing waits ``rating_wait``;
+    otherwise ``expiry`` always runs, 30 days after the client's last unanswered message or,
+    when none waits, after the dialog's last message (a dialog answered, then transferred,
+    skipped or re-queued, that nobody touches again). ``inactivity`` runs whenever the
+    operator's reply is the last word and someone holds the dialog, whatever status led there
+    (``operator_replied``, or ``accepted`` after a transfer or intercept); ``pinned`` replaces
+    it while pinned.
     """
     due: dict[str, datetime] = {}
     if state.status == "closing":
         if state.closing_since is not None and state.rating_wait is not None:
             due["rating_wait"] = state.closing_since + timedelta(seconds=state.rating_wait)
         return due
-    if state.unanswered_since is not None:
-        due["expiry"] = state.unanswered_since + EXPIRY
+    if (since := state.unanswered_since or state.last_message_at) is not None:
+        due["expiry"] = since + EXPIRY
     if state.status == "bot":  # no operator is involved yet: no offer, no-answer or KPI
         if routing is not None and routing.bot_handover_after > 0 and state.bot_since:
             due["bot_handover"] = state.bot_since + timedelta(seconds=routing.bot_handover_after)
         return due
-    if state.offered_to and routing is not None and routing.offered_at is not None:
-        if automatic_actions and state.handover_at is not None:
-            due["handover"] = state.handover_at
-        else:  # version 1 read the line's current handover_after
-            due["handover"] = routing.offered_at + timedelta(seconds=routing.handover_after)
-    if not automatic_actions or routing is None:
+    if state.offered_to and state.handover_at is not None:
+        due["handover"] = state.handover_at
+    if routing is None:
         return due
     if (
         state.operator_id is None
@@ -56,9 +61,18 @@ def deadlines(
     if state.pinned:
         if state.last_message_at is not None:
             due["pinned"] = state.last_message_at + PINNED
-    elif state.status == "operator_replied" and state.operator_replied_at is not None:
+    elif (
+        state.operator_id is not None
+        and state.unanswered_since is None
+        and state.operator_replied_at is not None
+    ):
         due["inactivity"] = state.operator_replied_at + timedelta(seconds=routing.inactivity_after)
     return due
+
+
+def has_ending(due: dict[str, datetime]) -> bool:
+    """Whether a dialog with these deadlines has one that ends it."""
+    return any(name in due for name in ENDING)
 
 
 def kpi_item(state: DialogState, routing: Routing) -> tuple[KpiItem, int] | None:

@@ -10,16 +10,24 @@ from workflows.models import DialogState
 Published = tuple[object, ...]
 
 
-def publish(state: DialogState, last: Published | None, on_change_only: bool) -> Published:
+def publish(state: DialogState, last: Published | None) -> Published:
     """Set the current details and upsert the search attributes, if they changed since
     ``last``; returns what is now published.
 
-    Each upsert is a history event, so since version 4 (``on_change_only``) an upsert is made
-    only when a search attribute's value changed (status, operator, line); a new deadline
-    changes only the details, which are no event. Before, a new deadline upserted too.
+    Each upsert is a history event, so an upsert is made only when a search attribute's value
+    changed (status, operator, line, stalled); a new deadline changes only the details, which
+    are no event.
     """
     deadline: datetime | None = min(state.deadlines.values(), default=None)
-    published = (state.status, state.operator_id, deadline, state.close_reason, state.line_id)
+    stalled = state.stalled_since is not None
+    published = (
+        state.status,
+        state.operator_id,
+        state.line_id,
+        stalled,
+        deadline,
+        state.close_reason,
+    )
     if published == last:
         return published
     workflow.set_current_details(
@@ -28,16 +36,13 @@ def publish(state: DialogState, last: Published | None, on_change_only: bool) ->
         + (f", offered to {state.offered_to}" if state.offered_to else "")
         + (f", next deadline {deadline.isoformat()}" if deadline else "")
         + (f", closed: {state.close_reason}" if state.close_reason else "")
-    )
-    if on_change_only:
-        changed = last is None or (last[0], last[1], last[4]) != (
-            state.status,
-            state.operator_id,
-            state.line_id,
+        + (
+            f", database unreachable since {state.stalled_since.isoformat()} (retrying)"
+            if state.stalled_since
+            else ""
         )
-    else:  # as version 3 and before did (a new line alone did not upsert)
-        changed = last is None or last[:4] != published[:4]
-    if changed:
+    )
+    if last is None or last[:4] != published[:4]:
         workflow.upsert_search_attributes(
             [
                 sa.LINE_ID.value_set(state.line_id),
@@ -47,6 +52,7 @@ def publish(state: DialogState, last: Published | None, on_change_only: bool) ->
                 sa.OPERATOR_ID.value_set(state.operator_id)
                 if state.operator_id is not None
                 else sa.OPERATOR_ID.value_unset(),
+                sa.DIALOG_STALLED.value_set(stalled),
             ]
         )
     return published

@@ -42,15 +42,15 @@ async def test_a_reply_to_an_unaccepted_dialog_accepts_it(harness: Harness):
 
     assert (replied.status, replied.operator_id, replied.offered_to) == ("operator_replied", b, [])
     assert replied.answered
-    # no expiry, no handover: only the inactivity timer runs
-    await harness.eventually(dialog, lambda s: set(s.deadlines) == {"inactivity"})
+    # no handover: the inactivity timer runs, the expiry behind it
+    await harness.eventually(dialog, lambda s: set(s.deadlines) == {"expiry", "inactivity"})
     await harness.sleep(3600)
     state = await harness.state(dialog)
     assert (state.status, state.operator_id, state.offered_to) == ("operator_replied", b, [])
     row = await harness.row_shows(dialog, "operator_replied")
     assert (row.operator_id, row.answered, row.offered_to) == (b, True, [])
     refused = await harness.refused(harness.reply(dialog, a))
-    assert "is already accepted by operator" in refused
+    assert f"is not offered to operator {a}" in refused
 
 
 async def test_accept_by_an_operator_not_offered_is_refused(harness: Harness):

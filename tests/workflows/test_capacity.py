@@ -3,6 +3,7 @@ order in which waiting dialogs are served when a place frees up, and `all` ignor
 
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 
 from core.models import Channel
@@ -158,3 +159,27 @@ async def test_firing_an_operator_leaves_their_closing_dialogs_closing(harness: 
     assert (row.status, row.offered_to, row.waiting_since) == ("closing", [], None)
     state = await harness.state(dialog)
     assert (state.status, state.offered_to) == ("closing", [])
+
+
+@pytest.mark.parametrize("not_counted", ["answered", "awaiting_client"])
+async def test_a_dialog_answered_by_its_old_owner_counts_for_the_new_one(
+    harness: Harness, not_counted: str
+):
+    """Answered means answered by the operator who holds the dialog now: A's reply does not
+    leave B, who took the dialog over, with a free place."""
+    a, b = await harness.operators(2)
+    channel = await harness.line(
+        [a, b], max_dialogs_per_operator=1, not_counted=not_counted, handover_after=3600
+    )
+    first = await taken(harness, channel, "chat-1", a)
+    await harness.reply(first, a)
+    await harness.row_shows(first, "operator_replied")
+
+    await harness.set_members(channel.line_id, [b])  # a leaves the queue: first goes to b
+    await harness.offered(first, [b])
+    await harness.accept(first, b)
+    second = await harness.client_writes(channel, "chat-2")
+
+    await harness.waiting(second)  # b holds one unanswered dialog: at the limit
+    row = await harness.row(first)
+    assert (row.operator_id, row.status, row.answered) == (b, "accepted", False)

@@ -136,7 +136,10 @@ async def test_spam_closes_without_any_text(harness: Harness):
 async def test_a_silent_client_gets_the_inactivity_text_and_the_dialog_closes(harness: Harness):
     _, dialog, _, replied = await answered_dialog(harness, INACTIVITY)
     assert replied.operator_replied_at is not None
-    assert replied.deadlines == {"inactivity": replied.operator_replied_at + timedelta(hours=1)}
+    assert replied.deadlines == {
+        "inactivity": replied.operator_replied_at + timedelta(hours=1),
+        "expiry": replied.operator_replied_at + timedelta(days=30),  # behind it, always
+    }
 
     await harness.sleep(3599)
     assert (await harness.state(dialog)).status == "operator_replied"
@@ -204,7 +207,10 @@ async def test_a_pinned_dialog_is_not_closed_for_inactivity_but_7_days_after_its
 
     assert pinned.pinned and replied.operator_replied_at is not None
     week = timedelta(days=7)
-    assert pinned.deadlines == {"pinned": replied.operator_replied_at + week}
+    assert pinned.deadlines == {
+        "pinned": replied.operator_replied_at + week,
+        "expiry": replied.operator_replied_at + timedelta(days=30),
+    }
     await harness.dialog_row(pinned.dialog_id, lambda r: r.pinned)
     await harness.sleep(2 * 3600)
     assert (await harness.state(dialog)).status == "operator_replied"
@@ -231,7 +237,10 @@ async def test_unpinning_brings_back_the_inactivity_close(harness: Harness):
     unpinned = await act(dialog, DialogWorkflow.unpin, a)
 
     assert not unpinned.pinned and replied.operator_replied_at is not None
-    assert unpinned.deadlines == {"inactivity": replied.operator_replied_at + timedelta(hours=1)}
+    assert unpinned.deadlines == {
+        "inactivity": replied.operator_replied_at + timedelta(hours=1),
+        "expiry": replied.operator_replied_at + timedelta(days=30),
+    }
     await harness.dialog_row(unpinned.dialog_id, lambda r: not r.pinned)
     await harness.sleep(3600)
     closing = await harness.eventually(dialog, lambda s: s.status == "closing")

@@ -101,12 +101,15 @@ async def test_a_changed_inactivity_time_moves_the_running_timer(harness: Harnes
     await harness.offered(dialog, [a])
     replied = await harness.reply(dialog, a)
     assert replied.operator_replied_at is not None
-    assert replied.deadlines == {"inactivity": replied.operator_replied_at + timedelta(hours=4)}
+    assert replied.deadlines == {
+        "inactivity": replied.operator_replied_at + timedelta(hours=4),
+        "expiry": replied.operator_replied_at + timedelta(days=30),
+    }
 
     await harness.change_settings(channel.line_id, {"inactivity": {"after": 3600}})
 
     moved = replied.operator_replied_at + timedelta(hours=1)
-    await harness.eventually(dialog, lambda s: s.deadlines == {"inactivity": moved})
+    await harness.eventually(dialog, lambda s: s.deadlines["inactivity"] == moved)
     await harness.sleep(3600)
     closing = await harness.eventually(dialog, lambda s: s.status == "closing")
     assert closing.close_reason == "inactivity"
