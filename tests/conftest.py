@@ -58,10 +58,14 @@ async def empty_postgres_database() -> AsyncIterator[str]:
     try:
         yield _sqlalchemy_url(POSTGRES_URL, name)
     finally:
-        await admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
         await admin.close()
+        # A fresh connection: the chaos run restarts the server, which ends the first one.
+        async with await psycopg.AsyncConnection.connect(
+            POSTGRES_URL, autocommit=True, connect_timeout=10
+        ) as admin:
+            await admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

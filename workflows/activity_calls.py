@@ -6,12 +6,14 @@ update answers "unavailable", the main loop tries the step again later) rather t
 dialog for good. Errors that cannot pass by retrying (a bug, a missing row) fail at once.
 """
 
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
@@ -55,11 +57,32 @@ async def run_local(
     method: Callable[[Any, Arg], Awaitable[Result]], argument: Arg, within: timedelta = STEP
 ) -> Result:
     """The same as a local activity (one marker in history instead of three events), every
-    attempt included ``within`` the given time."""
-    return await workflow.execute_local_activity_method(
-        method,
-        argument,
-        start_to_close_timeout=min(ATTEMPT, within),
-        schedule_to_close_timeout=within,
-        retry_policy=RETRY,
-    )
+    attempt included ``within`` the given time.
+
+    The number of attempts is bounded as well as the time: the local activity's
+    schedule-to-close alone was seen not to stop its retries (temporalio 1.35).
+    """
+    pause = min(RETRY.maximum_interval or ATTEMPT, max(within / 4, RETRY.initial_interval))
+    try:
+        return await workflow.execute_local_activity_method(
+            method,
+            argument,
+            start_to_close_timeout=min(ATTEMPT, within),
+            schedule_to_close_timeout=within,
+            retry_policy=RetryPolicy(
+                initial_interval=RETRY.initial_interval,
+                maximum_interval=pause,
+                maximum_attempts=max(2, math.ceil(within / pause)),
+                non_retryable_error_types=DETERMINISTIC,
+            ),
+        )
+    except (ActivityError, ApplicationError) as error:  # a local one fails with its own error
+        raise Failed(f"{getattr(method, '__name__', method)} failed: {error}") from error
+
+
+class Failed(ApplicationError):
+    """A local activity failed for good: its attempts or its time ran out, or it cannot
+    succeed. The dialog's action answers "unavailable"; its main loop tries again later."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, type="ActivityFailed", non_retryable=True)

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.dialogs import DialogActivities
@@ -453,7 +453,7 @@ class DialogWorkflow:
             try:
                 async with self._lock:
                     await step()
-            except ActivityError as error:
+            except activity_calls.Failed as error:
                 state = self._state
                 if state.stalled_since is None:
                     state.stalled_since = workflow.now()
@@ -656,7 +656,7 @@ class DialogWorkflow:
             self._action_deadline = getattr(action, "expires_at", None)
             try:
                 yield
-            except ActivityError as error:
+            except activity_calls.Failed as error:
                 raise Unavailable(
                     f"dialog {self._state.dialog_id}: the database did not answer in time; "
                     "nothing was changed"
@@ -767,7 +767,7 @@ class DialogWorkflow:
         )
         try:
             return await self._database(DialogActivities.project, projection)
-        except ActivityError:
+        except activity_calls.Failed:
             self._dirty = True
             raise
 
