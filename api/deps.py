@@ -1,17 +1,29 @@
-"""Request dependencies: the database session and the caller's identity."""
+"""Request dependencies: the database session, the caller's identity, the Temporal client."""
 
+import asyncio
 import hmac
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import AfterValidator, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    QueryWorkflowInput,
+    StartWorkflowInput,
+    StartWorkflowUpdateInput,
+    WorkflowHandle,
+    WorkflowUpdateHandle,
+)
 
-from api.errors import ApiError
+from api.errors import ApiError, unavailable
 from core.api_keys import Role, digest
 from core.config import Settings
 from core.models import MAX_ID as MAX_ID  # the routes take it from here
@@ -19,6 +31,8 @@ from core.models import ApiKey, Base
 from core.temporal import connect
 
 Row = TypeVar("Row", bound=Base)
+
+log = logging.getLogger("openlines.api")
 
 
 def get_settings(request: Request) -> Settings:
@@ -136,10 +150,55 @@ DialogReader = Annotated[Principal, Depends(require("admin", "supervisor", "oper
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
+class CallDeadline(Interceptor):
+    """Gives the API's Temporal calls (start, query, update) a deadline unless they set their
+    own: a query with no worker running would otherwise wait for the server's limit (30 s)."""
+
+    def __init__(self, timeout: timedelta) -> None:
+        self.timeout = timeout
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _DeadlineOutbound(next, self.timeout)
+
+
+class _DeadlineOutbound(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, timeout: timedelta) -> None:
+        super().__init__(next)
+        self.timeout = timeout
+
+    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+        input.rpc_timeout = input.rpc_timeout or self.timeout
+        return await super().start_workflow(input)
+
+    async def query_workflow(self, input: QueryWorkflowInput) -> Any:
+        input.rpc_timeout = input.rpc_timeout or self.timeout
+        return await super().query_workflow(input)
+
+    async def start_workflow_update(
+        self, input: StartWorkflowUpdateInput
+    ) -> WorkflowUpdateHandle[Any]:
+        input.rpc_timeout = input.rpc_timeout or self.timeout
+        return await super().start_workflow_update(input)
+
+
+async def connect_with_deadlines(settings: Settings) -> Client:
+    """The API's Temporal client: connected within the call deadline, every call bounded."""
+    timeout = settings.temporal_call_timeout
+    try:
+        connected = await asyncio.wait_for(connect(settings), timeout)
+    except (TimeoutError, RuntimeError) as error:  # RuntimeError: "Failed client connect"
+        log.warning("cannot connect to Temporal: %r", error)
+        raise unavailable("Temporal is unavailable; try again later") from None
+    config = connected.config()
+    config["interceptors"] = [*config["interceptors"], CallDeadline(timedelta(seconds=timeout))]
+    return Client(**config)
+
+
 async def get_temporal(request: Request) -> Client:
-    """The app's Temporal client, connected on first use."""
+    """The app's Temporal client, connected on first use (a failed connection is not kept:
+    the next request tries again)."""
     if request.app.state.temporal is None:
-        request.app.state.temporal = await connect(request.app.state.settings)
+        request.app.state.temporal = await connect_with_deadlines(request.app.state.settings)
     client: Client = request.app.state.temporal
     return client
 

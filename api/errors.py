@@ -1,5 +1,6 @@
 """Problem details (RFC 9457) for every error the API returns."""
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -7,9 +8,22 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import RPCTimeoutOrCancelledError
+from temporalio.service import RPCError
 
 PROBLEM_JSON = "application/problem+json"
+
+RETRY_AFTER_S = 5
+"""What a 503 tells the client to wait before trying again."""
+
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeoutError, DisconnectionError)
+"""What SQLAlchemy raises when the database cannot be reached or drops the connection (a
+restart, a full pool, a locked SQLite file): the request may succeed later, so it is a 503."""
+
+log = logging.getLogger("openlines.api")
 
 TITLES = {
     400: "Bad request",
@@ -40,6 +54,11 @@ class ApiError(Exception):
         self.detail = detail
         self.errors = list(errors)
         self.headers = headers
+
+
+def unavailable(detail: str) -> ApiError:
+    """A 503 with ``Retry-After``: the database or Temporal did not answer in time."""
+    return ApiError(503, detail, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -84,16 +103,25 @@ def problem_response(
     detail: str,
     errors: Sequence[dict[str, str]] = (),
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
+    """The problem-details answer; ``extensions`` are members beside the standard ones."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
+        **(extensions or {}),
     }
     if errors:
         body["errors"] = list(errors)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def unavailable_response(detail: str) -> JSONResponse:
+    """The 503 answer of ``unavailable``."""
+    error = unavailable(detail)
+    return problem_response(error.status, error.detail, headers=error.headers)
 
 
 def install(app: FastAPI) -> None:
@@ -123,3 +151,22 @@ def install(app: FastAPI) -> None:
                 422, f"body: {message}", [{"field": "body", "message": message}]
             )
         return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return unavailable_response("the database is unavailable; try again later")
+
+    async def _temporal_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("Temporal unavailable: %s", exc)
+        return unavailable_response("Temporal is unavailable; try again later")
+
+    for database_error in DATABASE_DOWN:
+        app.add_exception_handler(database_error, _database_down)
+    for temporal_error in (RPCError, RPCTimeoutOrCancelledError):
+        app.add_exception_handler(temporal_error, _temporal_down)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs and re-raises it after this answer; the client still gets problem
+        # details, not a plain-text body.
+        return problem_response(500, "internal server error")

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "openlines"
+    temporal_call_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds an API call waits for Temporal before answering 503",
+    )
     temporal_ui_url: str = Field(
         "http://127.0.0.1:8233", description="Base URL of the Temporal UI, used in links"
     )

@@ -231,6 +231,10 @@ class Dialog(Base):
 
 _CLIENT_MESSAGE = text("external_id IS NOT NULL")
 _AUTOMATIC_TEXT = text("outbound_key IS NOT NULL")
+_KEYED_REPLY = text("idempotency_key IS NOT NULL")
+
+MAX_IDEMPOTENCY_KEY = 200
+"""Longest ``Idempotency-Key`` header a reply may carry."""
 
 
 class Message(Base):
@@ -255,6 +259,14 @@ class Message(Base):
             sqlite_where=_AUTOMATIC_TEXT,
             postgresql_where=_AUTOMATIC_TEXT,
         ),
+        Index(
+            "uq_messages_dialog_idempotency_key",
+            "dialog_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=_KEYED_REPLY,
+            postgresql_where=_KEYED_REPLY,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -266,6 +278,8 @@ class Message(Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     # For automatic texts: what the text answers, so a retried activity sends it once.
     outbound_key: Mapped[str | None] = mapped_column(String(128))
+    # For replies: the caller's ``Idempotency-Key``, so a retried reply is stored once.
+    idempotency_key: Mapped[str | None] = mapped_column(String(MAX_IDEMPOTENCY_KEY))
     text: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

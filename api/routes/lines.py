@@ -1,5 +1,7 @@
 """Lines: every settings group of spec/settings.md, stored whole with defaults filled in."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -9,19 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, AppSettings, Reader, Session, get_or_404
 from api.errors import ApiError, invalid
-from core import routing
-from core.bots import live_bot
-from core.line_settings import LineSettings, merge_patch
-from core.models import (
-    OPEN_DIALOG_STATUSES,
-    Agreement,
-    Channel,
-    Department,
-    Dialog,
-    Line,
-    Operator,
-    Outbox,
-)
+from core import lines
+from core.line_settings import LineSettings
+from core.models import OPEN_DIALOG_STATUSES, Channel, Dialog, Line, Outbox
 
 router = APIRouter(prefix="/v1/lines", tags=["lines"])
 
@@ -42,39 +34,21 @@ async def load_line(session: AsyncSession, line_id: int) -> Line:
     return await get_or_404(session, Line, line_id, "line")
 
 
-async def _check_references(session: AsyncSession, settings: LineSettings) -> None:
-    """Members, KPI recipients, the agreement and an enabled bot must exist: a typo must not
-    silently empty a queue."""
-    operators = set(await session.scalars(select(Operator.id)))
-    departments = set(await session.scalars(select(Department.id)))
-    for index, member in enumerate(settings.queue.members):
-        known = operators if member.type == "operator" else departments
-        if member.id not in known:
-            raise invalid(f"queue.members[{index}].id", f"{member.type} {member.id} does not exist")
-    for key in settings.queue.operator_overrides:
-        if int(key) not in operators:
-            raise invalid(f"queue.operator_overrides.{key}", f"operator {key} does not exist")
-    agreement_id = settings.agreement.agreement_id
-    if agreement_id is not None and await session.get(Agreement, agreement_id) is None:
-        raise invalid("agreement.agreement_id", f"agreement {agreement_id} does not exist")
-    bot_id = settings.bot.bot_id
-    if settings.bot.enabled and bot_id is not None and not await live_bot(session, bot_id, True):
-        # Checked only while enabled: a line may keep the id of a bot deleted meanwhile.
-        raise invalid("bot.bot_id", f"bot {bot_id} does not exist")
-    for item_name in ("first_answer", "further_answer"):
-        item = getattr(settings.kpi, item_name)
-        for index, recipient in enumerate(item.recipients):
-            if recipient not in operators:
-                raise invalid(
-                    f"kpi.{item_name}.recipients[{index}]", f"operator {recipient} does not exist"
-                )
+@contextmanager
+def _references_checked() -> Iterator[None]:
+    """A setting that names nothing answers 422 naming the setting."""
+    try:
+        yield
+    except lines.UnknownReference as error:
+        raise invalid(error.field, error.message) from None
 
 
 @router.post("", status_code=201)
 async def create_line(
     body: LineSettings, session: Session, _: Admin, config: AppSettings
 ) -> LineOut:
-    await _check_references(session, body)
+    with _references_checked():
+        await lines.check_references(session, body)
     if config.max_lines:
         count = await session.scalar(
             select(func.count()).select_from(Line).where(Line.deleted_at.is_(None))
@@ -85,15 +59,15 @@ async def create_line(
     session.add(line)
     await session.flush()
     if body.name is None:
-        line.settings = {**line.settings, "name": f"Line {line.id}"}
+        line.settings = {**line.settings, "name": lines.default_name(line.id)}
     await session.commit()
     return line_out(line)
 
 
 @router.get("")
 async def list_lines(session: Session, _: Reader) -> list[LineOut]:
-    lines = await session.scalars(select(Line).where(Line.deleted_at.is_(None)).order_by(Line.id))
-    return [line_out(line) for line in lines]
+    rows = await session.scalars(select(Line).where(Line.deleted_at.is_(None)).order_by(Line.id))
+    return [line_out(line) for line in rows]
 
 
 @router.get("/{line_id}")
@@ -107,14 +81,8 @@ async def update_line(
 ) -> LineOut:
     """Partial settings: groups merge field by field; lists and maps are replaced whole."""
     line = await load_line(session, line_id)
-    merged = LineSettings.model_validate(merge_patch(line.settings, body, LineSettings))
-    await _check_references(session, merged)
-    if merged.name is None:
-        merged.name = f"Line {line.id}"
-    line.settings = merged.dump()
-    # Removed members lose their offers and dialogs; new ones may serve the waiting queue;
-    # open dialogs take on the new rules.
-    await routing.settings_changed(session, line.id, datetime.now(UTC))
+    with _references_checked():
+        await lines.update_settings(session, line, body, datetime.now(UTC))
     await session.commit()
     return line_out(line)
 

@@ -1,7 +1,7 @@
 """Operators: create, update (fire, vacation), presence and workday."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from api.deps import Admin, NoNul, Principal, Reader, Session, authenticate, get_or_404
 from api.errors import ApiError, invalid
-from core import routing
-from core.models import Operator, Outbox
+from core import operators
+from core.models import Operator
 
 router = APIRouter(prefix="/v1/operators", tags=["operators"])
 
@@ -59,12 +59,12 @@ class OperatorUpdate(BaseModel):
 
 class PresenceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: Literal["online", "offline"]
+    status: operators.Presence
 
 
 class WorkdayUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    state: Literal["started", "paused", "ended"]
+    state: operators.Workday
 
 
 class OperatorOut(BaseModel):
@@ -119,9 +119,9 @@ async def create_operator(body: OperatorCreate, session: Session, _: Admin) -> O
 
 @router.get("")
 async def list_operators(session: Session, _: Reader) -> list[OperatorOut]:
-    operators = await session.scalars(select(Operator).order_by(Operator.id))
+    rows = await session.scalars(select(Operator).order_by(Operator.id))
     now = datetime.now(UTC)
-    return [to_out(o, now) for o in operators]
+    return [to_out(o, now) for o in rows]
 
 
 @router.get("/{operator_id}")
@@ -138,17 +138,7 @@ async def update_operator(
     for field in NOT_NULL:
         if field in changes and changes[field] is None:
             raise invalid(field, "may not be null")
-    if "fired" in changes:
-        fired = changes.pop("fired")
-        if fired != operator.fired:
-            operator.fired = fired
-            operator.fired_at = datetime.now(UTC) if fired else None
-    for field, value in changes.items():
-        setattr(operator, field, value)
-    if "vacation_until" in changes:
-        # A workflow timer marks the vacation's end, when waiting dialogs may go to them.
-        session.add(Outbox(kind="vacation", operator_id=operator.id))
-    await routing.operator_changed(session, operator.id, datetime.now(UTC))
+    await operators.change(session, operator, datetime.now(UTC), **changes)
     await session.commit()
     return to_out(operator)
 
@@ -162,8 +152,7 @@ async def set_presence(
 ) -> OperatorOut:
     _admin_or_self(principal, operator_id)
     operator = await load(session, operator_id)
-    operator.presence = body.status
-    await routing.operator_changed(session, operator.id, datetime.now(UTC))
+    await operators.change(session, operator, datetime.now(UTC), presence=body.status)
     await session.commit()
     return to_out(operator)
 
@@ -177,7 +166,6 @@ async def set_workday(
 ) -> OperatorOut:
     _admin_or_self(principal, operator_id)
     operator = await load(session, operator_id)
-    operator.workday = body.state
-    await routing.operator_changed(session, operator.id, datetime.now(UTC))
+    await operators.change(session, operator, datetime.now(UTC), workday=body.state)
     await session.commit()
     return to_out(operator)

@@ -1,12 +1,15 @@
 """Ratings: the client's like or dislike (web-chat buttons) and a supervisor's 1..5."""
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
+from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from api.deps import (
     AppSettings,
@@ -20,13 +23,14 @@ from api.deps import (
     same_secret,
 )
 from api.errors import ApiError
-from api.routes.dialog_actions import run_update
+from api.routes.dialog_actions import expiry, not_applied, run_update
 from api.routes.dialogs import DialogOut, dialog_out
+from core.config import Settings
 from core.models import Channel, Chat, Dialog
 from workflows.dialog import DialogWorkflow
 from workflows.late_rating import LateRatingWorkflow
 from workflows.late_rating import workflow_id as late_rating_workflow_id
-from workflows.models import ClientRating
+from workflows.models import ClientRating, RatingOutcome
 
 router = APIRouter(prefix="/v1/dialogs", tags=["ratings"])
 
@@ -69,21 +73,39 @@ async def rate_by_client(
     await session.commit()  # the workflow's activities need the database
     rating = ClientRating(dialog_id=dialog.id, value=body.value)
     if dialog.status == "closing":
-        state = await run_update(client, dialog, DialogWorkflow.rate, rating)
+        timeout = settings.temporal_call_timeout
+        state = await run_update(client, dialog, DialogWorkflow.rate, rating, timeout)
         return DialogOut(**dialog_out(dialog, state))
     if dialog.status != "closed" or dialog.rating_requested_at is None:
         raise ApiError(409, f"dialog {dialog.id} does not wait for a rating")
-    outcome = await client.execute_workflow(
-        LateRatingWorkflow.run,
-        rating,
-        id=late_rating_workflow_id(rating),
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
+    outcome = await record_late(client, settings, dialog, rating)
     if not outcome.recorded:
         raise ApiError(409, outcome.reason)
     await session.refresh(dialog)
     return DialogOut(**dialog_out(dialog))
+
+
+async def record_late(
+    client: Client, settings: Settings, dialog: Dialog, rating: ClientRating
+) -> RatingOutcome:
+    """Run ``LateRatingWorkflow`` for a closed dialog's rating within the call's deadline; a
+    503 when Temporal did not, and the rating carries that deadline so it is not recorded
+    later."""
+    timeout = settings.temporal_call_timeout
+    stamped = rating.model_copy(update={"expires_at": expiry(timeout)})
+    running = client.execute_workflow(
+        LateRatingWorkflow.run,
+        stamped,
+        id=late_rating_workflow_id(rating),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    try:
+        return await asyncio.wait_for(running, timeout)
+    except (TimeoutError, RPCTimeoutOrCancelledError):
+        raise not_applied(dialog, f"Temporal did not record it within {timeout:g} s") from None
+    except RPCError as error:
+        raise not_applied(dialog, f"Temporal is unavailable ({error.message})") from None
 
 
 @router.post("/{dialog_id}/supervisor-rating")

@@ -1,13 +1,15 @@
-"""Service endpoints: liveness, readiness (database and Temporal), Prometheus metrics."""
+"""Service endpoints: liveness, readiness (the database; Temporal reported beside it),
+Prometheus metrics."""
 
 import asyncio
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Session, get_temporal
-from api.errors import problem_response
+from api.errors import ApiError, problem_response
 
 router = APIRouter(tags=["service"])
 
@@ -20,26 +22,38 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
-async def readyz(request: Request, session: Session) -> dict[str, str] | Response:
-    """The database answers and Temporal is reachable; 503 naming what is not."""
-    checks: dict[str, str] = {}
+async def database_state(session: AsyncSession) -> str:
+    """``ok``, or ``unavailable: <error>`` when the database does not answer in time."""
     try:
         await asyncio.wait_for(session.execute(text("SELECT 1")), READY_TIMEOUT_S)
         await session.commit()
-        checks["database"] = "ok"
     except Exception as error:
-        checks["database"] = f"unreachable: {type(error).__name__}"
+        return f"unavailable: {type(error).__name__}"
+    return "ok"
+
+
+async def temporal_state(request: Request) -> str:
+    """``ok``, or ``unavailable: <error>`` when Temporal does not answer in time."""
     try:
         client = await asyncio.wait_for(get_temporal(request), READY_TIMEOUT_S)
         await asyncio.wait_for(client.service_client.check_health(), READY_TIMEOUT_S)
-        checks["temporal"] = "ok"
+    except ApiError:  # the 503 of a failed connection
+        return "unavailable: cannot connect"
     except Exception as error:
-        checks["temporal"] = f"unreachable: {type(error).__name__}"
-    failing = [f"{name} {state}" for name, state in checks.items() if state != "ok"]
-    if failing:
-        return problem_response(503, "not ready: " + "; ".join(failing))
-    return {"status": "ready", **checks}
+        return f"unavailable: {type(error).__name__}"
+    return "ok"
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(request: Request, session: Session) -> dict[str, str] | Response:
+    """Ready while the database answers: inbound messages need nothing else (the outbox holds
+    them until Temporal is back). Temporal's state is reported beside it, so that an outage
+    of Temporal does not take every API replica out of rotation."""
+    database, temporal = await asyncio.gather(database_state(session), temporal_state(request))
+    states = {"database": database, "temporal": temporal}
+    if database != "ok":
+        return problem_response(503, f"not ready: database {database}", extensions=states)
+    return {"status": "ready", **states}
 
 
 @router.get("/metrics")
