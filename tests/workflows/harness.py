@@ -14,9 +14,9 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from core import routing
+from core import lines, operators
 from core.inbound import InboundMessage, file_client_message
-from core.line_settings import LineSettings, merge_patch
+from core.line_settings import LineSettings, Member
 from core.models import (
     Agreement,
     AgreementVersion,
@@ -26,7 +26,6 @@ from core.models import (
     Line,
     Message,
     Operator,
-    Outbox,
 )
 from workflows.dialog import DialogWorkflow, workflow_id
 from workflows.models import ClientRating, DialogState, OperatorAction, Reply
@@ -67,16 +66,13 @@ class Harness:
             return [row.id for row in rows]
 
     async def update_operator(self, operator_id: int, **fields: Any) -> None:
-        async with self.sessions() as session, session.begin():
-            operator = await session.get(Operator, operator_id)
-            assert operator is not None
-            for name, value in fields.items():
-                setattr(operator, name, value)
+        """``operator_changes`` for a caller that needs no answer."""
+        await self.operator_changes(operator_id, **fields)
 
     async def operator_changes(self, operator_id: int, **fields: Any) -> set[int]:
-        """Change an operator as the API does: the row and the routing that follows from it
-        (``operator_changed``) in one transaction, at workflow time. Returns the dialogs owed a
-        wake-up; the relay delivers them."""
+        """Change an operator as the API does (``core.operators.change``: the row and the
+        routing that follows from it in one transaction), at workflow time. Returns the dialogs
+        owed a wake-up; the relay delivers them."""
         async with self.operator_changing(operator_id, **fields) as woken:
             pass
         return woken
@@ -89,12 +85,7 @@ class Harness:
         async with self.sessions() as session, session.begin():
             operator = await session.get(Operator, operator_id)
             assert operator is not None
-            for name, value in fields.items():
-                setattr(operator, name, value)
-            if "vacation_until" in fields:
-                session.add(Outbox(kind="vacation", operator_id=operator_id))
-            await session.flush()
-            yield await routing.operator_changed(session, operator_id, now)
+            yield await operators.change(session, operator, now, **fields)
 
     async def line(
         self, members: list[int], settings: dict[str, Any] | None = None, **queue: Any
@@ -130,10 +121,7 @@ class Harness:
         async with self.sessions() as session, session.begin():
             line = await session.get(Line, line_id)
             assert line is not None
-            merged = merge_patch(line.settings, patch, LineSettings)
-            line.settings = LineSettings.model_validate(merged).dump()
-            await session.flush()
-            await routing.settings_changed(session, line_id, await self.now())
+            await lines.update_settings(session, line, patch, await self.now())
 
     async def agreement(self, text: str, version: int = 1) -> int:
         """An agreement at ``version``, with that version's text."""
@@ -187,13 +175,8 @@ class Harness:
         async with self.sessions() as session, session.begin():
             line = await session.get(Line, line_id)
             assert line is not None
-            queue = {
-                **line.settings["queue"],
-                "members": [{"type": "operator", "id": m} for m in members],
-            }
-            line.settings = {**line.settings, "queue": queue}
-            await session.flush()
-            await routing.rebalance_line(session, line_id, await self.now())
+            queue = [Member(type="operator", id=m) for m in members]
+            await lines.set_members(session, line, queue, await self.now())
 
     async def answered(
         self, settings: dict[str, Any]
