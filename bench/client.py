@@ -77,14 +77,27 @@ class Api:
         channel = await self.call("POST", f"/v1/lines/{line['id']}/channels", {"type": "api"})
         return Line(id=int(line["id"]), channel_id=int(channel["id"]), secret=channel["secret"])
 
-    async def inbound(self, line: Line, chat: str, message: str, text: str) -> Filed:
-        """A client message through the line's channel; raises unless it is taken (202)."""
-        sent_at = time.time()
-        response = await self.http.post(
+    async def inbound_response(
+        self,
+        line: Line,
+        chat: str,
+        message: str,
+        text: str,
+        time_limit: float | httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """A client message through the line's channel, whatever the answer (``time_limit``:
+        this request's own timeout instead of the client's)."""
+        return await self.http.post(
             f"/v1/channels/{line.channel_id}/messages",
             headers={"Authorization": f"Bearer {line.secret}"},
             json={"chat": {"external_id": chat}, "message": {"external_id": message, "text": text}},
+            timeout=httpx.USE_CLIENT_DEFAULT if time_limit is None else time_limit,
         )
+
+    async def inbound(self, line: Line, chat: str, message: str, text: str) -> Filed:
+        """A client message through the line's channel; raises unless it is taken (202)."""
+        sent_at = time.time()
+        response = await self.inbound_response(line, chat, message, text)
         answered_at = time.time()
         if response.status_code != 202:
             raise ApiCallError(f"inbound: {response.status_code} {response.text}")

@@ -31,8 +31,19 @@ async def fresh_database(data_dir: Path) -> AsyncIterator[Database]:
         raise ValueError(
             f"OPENLINES_DATABASE_URL must be PostgreSQL or unset, not {url.drivername}"
         )
-    name = f"bench_{secrets.token_hex(5)}"
-    server = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    async with postgres_database(configured) as database:
+        yield database
+
+
+@asynccontextmanager
+async def postgres_database(server_url: str, prefix: str = "bench") -> AsyncIterator[Database]:
+    """A new database on the PostgreSQL server of ``server_url`` (any database name in it is
+    only where to connect), dropped however the run ends; its URL names the psycopg driver."""
+    url = make_url(server_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{secrets.token_hex(5)}"
+    server = libpq_url(url.render_as_string(hide_password=False))
     async with await psycopg.AsyncConnection.connect(server, autocommit=True) as admin:
         await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -42,3 +53,8 @@ async def fresh_database(data_dir: Path) -> AsyncIterator[Database]:
             await admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as psycopg itself takes it (no ``+driver``)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -1,6 +1,7 @@
 """The results as one table beside the design.md targets, and as JSON."""
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +162,12 @@ def print_table(results: dict[str, Any]) -> None:
         f"\nopenlines benchmark: {kind}; {results['database']}, {results['cpus']} CPUs, "
         f"{results['operators']} operators, {results['elapsed_s']:g} s\n"
     )
-    table = [("item", "measured", "target (design.md)", "meets"), *rows(results)]
-    widths = [max(len(row[column]) for row in table) for column in range(4)]
+    print_rows([("item", "measured", "target (design.md)", "meets"), *rows(results)])
+
+
+def print_rows(table: Sequence[Sequence[str]]) -> None:
+    """Rows in aligned columns, the first (the header) underlined."""
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
     for index, row in enumerate(table):
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -43,14 +43,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def spawn_logged(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A child process (``core.child_process``) whose output is appended to ``log``."""
     with log.open("ab") as output:
         return child_process.spawn(args, env=env, output=output)
 
 
-@asynccontextmanager
-async def running(data_dir: Path, database: Database) -> AsyncIterator[Stack]:
-    """Temporal dev server, worker, API and bare worker, ready; stopped at the end."""
+def stack_settings(data_dir: Path, database: Database) -> tuple[Settings, str]:
+    """Settings on free ports in ``data_dir``, with a new bootstrap admin key (returned too)."""
     temporal_port, ui_port, api_port = free_port(), free_port(), free_port()
     key = f"ol_admin_{secrets.token_urlsafe(24)}"
     settings = Settings(
@@ -64,6 +64,14 @@ async def running(data_dir: Path, database: Database) -> AsyncIterator[Stack]:
         temporal_ui_url=f"http://127.0.0.1:{ui_port}",
         bootstrap_admin_key=key,
     )
+    return settings, key
+
+
+@asynccontextmanager
+async def running(data_dir: Path, database: Database) -> AsyncIterator[Stack]:
+    """Temporal dev server, worker, API and bare worker, ready; stopped at the end."""
+    settings, key = stack_settings(data_dir, database)
+    temporal_port, ui_port = settings.temporal_port, settings.temporal_ui_port
     dev_stack.check_ports_free(settings)
     await migrate.upgrade_async(database.url)
     processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -75,7 +83,7 @@ async def running(data_dir: Path, database: Database) -> AsyncIterator[Stack]:
         env = dev_stack.child_env(settings, key, database.url)
         for name in ("worker", "api"):
             command = [sys.executable, "-m", "cli", name]
-            processes[name] = _spawn(command, env, data_dir / f"{name}.log")
+            processes[name] = spawn_logged(command, env, data_dir / f"{name}.log")
         bare_log = data_dir / "bare-done.log"
         # ``bench`` is importable from the repository even where only the app is installed.
         bare_env = {
@@ -91,8 +99,8 @@ async def running(data_dir: Path, database: Database) -> AsyncIterator[Stack]:
             f"--task-queue={BARE_TASK_QUEUE}",
             f"--out={bare_log}",
         ]
-        processes["bare"] = _spawn(bare_command, bare_env, data_dir / "bare.log")
-        api_url = f"http://127.0.0.1:{api_port}"
+        processes["bare"] = spawn_logged(bare_command, bare_env, data_dir / "bare.log")
+        api_url = f"http://127.0.0.1:{settings.api_port}"
         everything = list(processes.values())
         await dev_stack.wait_for_api_and_worker(settings, api_url, everything)
         bare_queue = settings.model_copy(update={"task_queue": BARE_TASK_QUEUE})
