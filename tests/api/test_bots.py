@@ -311,8 +311,11 @@ class FakeTemporal:
     def get_workflow_handle_for(self, run: Any, workflow_id: str) -> "FakeTemporal":
         return self
 
-    async def execute_update(self, update: Any, argument: Any) -> DialogState:
-        self.updates.append((update, argument))
+    async def execute_update(
+        self, update: Any, argument: Any, id: str | None = None
+    ) -> DialogState:
+        assert argument.expires_at is not None  # the API's deadline travels with it
+        self.updates.append((update, argument.model_copy(update={"expires_at": None})))
         if self.refusal is not None:
             raise WorkflowUpdateFailedError(ApplicationError(self.refusal))
         return self.state
