@@ -4,8 +4,6 @@ nobody touches again, still closes."""
 
 from datetime import timedelta
 
-import pytest
-
 from tests.workflows.harness import Harness
 from workflows import timers
 from workflows.dialog import DialogWorkflow
@@ -90,24 +88,3 @@ async def test_a_dialog_transferred_to_another_line_after_the_reply_keeps_one(
 
     assert (moved.status, moved.line_id, moved.offered_to) == ("queued", other.line_id, [b])
     assert timers.has_ending(moved.deadlines), moved.deadlines
-
-
-@pytest.mark.parametrize("status", ["queued", "accepted", "operator_replied", "bot"])
-def test_deadlines_of_every_open_status_include_an_ending_one(status: str):
-    from datetime import UTC, datetime
-
-    from workflows.models import DialogState, Routing
-
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    state = DialogState(
-        dialog_id=1,
-        chat_id=1,
-        line_id=1,
-        channel_type="api",
-        status=status,
-        operator_id=None if status in ("queued", "bot") else 7,
-        last_message_at=at,
-        operator_replied_at=at if status != "queued" else None,
-    )
-    due = timers.deadlines(state, Routing(line_id=1))
-    assert timers.has_ending(due), due
