@@ -613,11 +613,15 @@ class DialogWorkflow:
     async def _start_closing(self, reason: CloseReason) -> bool:
         """Send the close text and rating request; the dialog is ``closing`` until
         ``rating_wait`` is over (at once when it is 0). False if the client wrote meanwhile:
-        the dialog stays open for that message."""
+        the dialog is open again for that message."""
         state = self._state
         written = state.client_messages
         closing = await auto_replies.start_closing(state, reason, self._time_left())
         if state.client_messages != written:
+            # Its transaction wrote the row as closing: the message reopens it, as it would
+            # a moment later (back to its owner, or to the queue).
+            self._reopen()
+            self._dirty = True
             return False
         state.status, state.close_reason, state.offered_to = "closing", reason, []
         state.closing_since = workflow.now()

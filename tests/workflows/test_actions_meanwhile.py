@@ -154,3 +154,27 @@ async def test_skipping_an_offer_to_all_leaves_it_with_the_others(harness: Harne
         DialogWorkflow.skip, OperatorAction(dialog_id=skipped.dialog_id, operator_id=b)
     )
     assert state.offered_to == [c]
+
+
+async def test_a_queued_dialog_a_supervisor_closes_while_the_client_writes_stays_queued(
+    closing_gate: Gate, harness: Harness
+):
+    (a,) = await harness.operators(1)
+    channel = await harness.line([a], handover_after=3600)
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.offered(dialog, [a])
+    closing_gate.close()
+    closing = asyncio.create_task(
+        dialog.execute_update(
+            DialogWorkflow.close, OperatorAction(dialog_id=state.dialog_id, by_supervisor=True)
+        )
+    )
+    await closing_gate.entered.wait()
+    await harness.client_writes(channel, "chat-1", "Hello? Anyone?")
+    await harness.eventually(dialog, lambda s: s.client_messages == 2)
+    closing_gate.open.set()
+
+    assert "has just written" in await harness.refused(closing)
+    row = await harness.row_shows(dialog, "queued")  # the close's transaction is undone
+    assert (row.operator_id, row.closed_at) == (None, None)
+    assert (await harness.offered(dialog, [a])).status == "queued"
