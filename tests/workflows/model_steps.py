@@ -8,16 +8,14 @@ nothing is moving, so the invariants can be checked on a still picture.
 """
 
 import asyncio
-import functools
 import json
 import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,16 +28,18 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import relay
-import worker
 from core.db import create_engine, session_factory
 from core.inbound import Filed, InboundMessage, file_client_message
 from core.line_settings import LineSettings
 from core.models import Channel, Dialog, Line, Message, Outbox
 from core.temporal_dev_server import add_search_attributes, find_binary
 from tests.workflows.harness import Harness
+from worker import build_worker
 from workflows.dialog import DialogWorkflow, workflow_id
 from workflows.models import ClientMessage, DialogState, OperatorAction, Reply, Transfer
 
+# A server starts in a second or two, but the machine may be busy (the default is 5 s).
+SERVER_STARTUP = timedelta(seconds=60)
 # Settling: how often to look, how many equal looks in a row make "quiet", and for how long
 # to try before calling the system stuck.
 LOOK_EVERY_S = 0.05
@@ -49,6 +49,9 @@ SETTLE_TIMEOUT_S = 30.0
 # timeout), so the client's message reaches the workflow while the action's local activity
 # still runs, and under the activity's 10 s attempt timeout.
 RACE_HOLD_S = 9.0
+# ... and signals the message this long after sending the action (its workflow task has
+# started and its local activity waits for the database by then).
+RACE_SIGNAL_S = 2.0
 # Handovers a time jump may cause, at most (see ``System.affordable``), and the longest
 # stretch of workflow time skipped at once.
 HANDOVERS = 150
@@ -125,14 +128,18 @@ class Race:
 
 
 class System:
-    """One example's world. ``cached``: the worker keeps workflows cached on a sticky queue,
-    as in production. The time-skipping test server never hears that a stopped worker's
-    sticky queue is gone (a real server is told at shutdown, and also times such tasks out),
-    so after a restart a cached workflow's tasks and queries wait there for ever: examples
-    that restart the worker run without the cache (every workflow task replays the history)."""
+    """One example's world, on one of two Temporal servers:
 
-    def __init__(self, template: Path, folder: Path, cached: bool) -> None:
-        self.cached = cached
+    - ``time_skipping``: the test server, whose clock the steps move (days in a moment);
+    - otherwise the dev server (``temporal server start-dev``), where the worker can be
+      restarted. The test server is never told that a stopped worker's sticky queue is gone
+      (a real server is, at shutdown) and never times out a task left there, so after a
+      restart the cached workflows' tasks and queries would wait for ever; a worker without
+      a cache is no way out (its workflow tasks with local activities time out).
+    """
+
+    def __init__(self, template: Path, folder: Path, time_skipping: bool) -> None:
+        self.time_skipping = time_skipping
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"model-{uuid.uuid4().hex[:8]}.db"
         shutil.copy(template, self.path)
@@ -162,11 +169,22 @@ class System:
     # ---- running -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=find_binary("temporal-test-server"),
-            data_converter=pydantic_data_converter,
-            runtime=quiet_runtime(),  # its own: a stopped worker's troubles stay in its example
-        )
+        # Each example its own runtime, so nothing a stopped worker left behind outlives it.
+        if self.time_skipping:
+            self._env = await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=find_binary("temporal-test-server"),
+                test_server_startup_timeout=SERVER_STARTUP,
+                data_converter=pydantic_data_converter,
+                runtime=quiet_runtime(),
+            )
+        else:
+            self._env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=find_binary("temporal"),
+                dev_server_startup_timeout=SERVER_STARTUP,
+                dev_server_log_level="error",
+                data_converter=pydantic_data_converter,
+                runtime=quiet_runtime(),
+            )
         await add_search_attributes(self.client)
         await self.start_worker()
 
@@ -180,12 +198,7 @@ class System:
 
     async def start_worker(self) -> None:
         """The worker and its relay, as ``worker.serve`` runs them."""
-        if self.cached:
-            built = worker.build_worker(self.client, self.task_queue, self.sessions)
-        else:
-            uncached = functools.partial(Worker, max_cached_workflows=0)
-            with mock.patch.object(worker, "Worker", uncached):
-                built = worker.build_worker(self.client, self.task_queue, self.sessions)
+        built = build_worker(self.client, self.task_queue, self.sessions)
         self._worker = (built, asyncio.create_task(built.run()))
         await self.start_relay()
 
@@ -333,15 +346,14 @@ class System:
 
     # ---- operators ----------------------------------------------------------------------
 
-    async def open_dialogs(self) -> list[Dialog]:
+    async def dialog_of(self, chat_id: int, first: bool = False) -> Dialog:
+        """The chat's latest dialog (``first``: its first)."""
         async with self.reading() as session:
-            query = select(Dialog).where(Dialog.status.not_in(("closed", "spam")))
-            return list(await session.scalars(query.order_by(Dialog.id)))
-
-    async def closed_dialogs(self) -> list[Dialog]:
-        async with self.reading() as session:
-            query = select(Dialog).where(Dialog.status.in_(("closed", "spam")))
-            return list(await session.scalars(query.order_by(Dialog.id)))
+            order = Dialog.id if first else Dialog.id.desc()
+            query = select(Dialog).where(Dialog.chat_id == chat_id).order_by(order).limit(1)
+            dialog = await session.scalar(query)
+        assert dialog is not None, f"chat {chat_id} has no dialog"
+        return dialog
 
     async def act(self, act: Act, update_id: str | None = None) -> str:
         """Send the action as the API does; a refusal (409) is an answer, not an error."""
@@ -402,7 +414,7 @@ class System:
         async with self.sessions() as holding:
             await holding.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the write lock
             acting = asyncio.create_task(self.act(act, update_id))
-            await asyncio.wait([acting], timeout=0.5)
+            await asyncio.wait([acting], timeout=RACE_SIGNAL_S)
             if acting.done():  # refused by its validator: no activity to race with
                 await holding.rollback()
                 await self.start_relay()
@@ -415,7 +427,7 @@ class System:
             except RPCError as error:
                 if not ended(error):
                     raise
-            await asyncio.sleep(RACE_HOLD_S - 0.5)
+            await asyncio.sleep(RACE_HOLD_S - RACE_SIGNAL_S)
             await holding.rollback()
         outcome = await acting
         await self.start_relay()

@@ -3,9 +3,10 @@ the real workflows, worker, relay and routing, with the design's invariants chec
 every step (``core/invariants.py``).
 
 Hypothesis picks the steps (a ``RuleBasedStateMachine``) and shrinks a failure to a short
-sequence. Each example gets its own event loop, database copy, time-skipping test server,
-worker and relay (``model_steps.System``); after each step the system is left to settle
-(outbox delivered, workflows idle, nothing changing) before the invariants are read.
+sequence. Each example gets its own event loop, database copy, Temporal server (the
+time-skipping test server, for time jumps, or the dev server, for worker restarts), worker
+and relay (``model_steps.System``); after each step the system is left to settle (outbox
+delivered, workflows idle, nothing changing) before the invariants are read.
 
 Environment:
 - ``OPENLINES_MODEL_EXAMPLES`` examples (default 6) of up to ``OPENLINES_MODEL_STEPS`` steps
@@ -20,9 +21,10 @@ Environment:
 import asyncio
 import os
 import random
-from collections.abc import Coroutine
+import time
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -39,7 +41,17 @@ from hypothesis.stateful import (
 )
 
 from core.inbound import Filed
-from core.invariants import Memory, check_invariants
+from core.invariants import (
+    Memory,
+    Run,
+    World,
+    capacity_holds,
+    check_invariants,
+    ended_is_ended,
+    open_dialogs_have_an_ending_deadline,
+    remember,
+)
+from core.line_settings import Queue
 from core.migrate import upgrade
 from core.models import Channel, Dialog
 from tests.workflows.model_steps import ACTIONS, Act, NotQuiet, System
@@ -157,23 +169,24 @@ class DialogModel(RuleBasedStateMachine):
         self.channels: list[Channel] = []
         self.races = 0
         self.messages = 0
+        self.clock = time.monotonic()
 
     @property
     def system(self) -> System:
         assert self._system is not None
         return self._system
 
-    @initialize(cached=st.booleans())
-    def start(self, cached: bool) -> None:
-        """Operators and lines; a cached worker (production) allows races, an uncached one
-        restarts (see ``System``)."""
-        self._system = System(self.template, self.folder, cached)
+    @initialize(time_skipping=st.booleans())
+    def start(self, time_skipping: bool) -> None:
+        """Operators and lines, on the test server (time jumps) or the dev server (worker
+        restarts; see ``System``)."""
+        self._system = System(self.template, self.folder, time_skipping)
         self.run(self.system.start())
         self.operators = self.run(self.system.harness.operators(OPERATORS))
         self.channels = [self.run(self.make_line(spec)) for spec in LINES]
         lines = [channel.line_id for channel in self.channels]
-        cache = "with" if cached else "without"
-        self.note(f"worker {cache} a workflow cache; operators {self.operators}, lines {lines}")
+        server = "time-skipping test server" if time_skipping else "dev server"
+        self.note(f"{server}; operators {self.operators}, lines {lines}")
         for line in range(len(LINES)):  # a client in each line from the start
             self.new_chat(line)
 
@@ -188,6 +201,9 @@ class DialogModel(RuleBasedStateMachine):
         return self.loop.run_until_complete(step)
 
     def note(self, line: str) -> None:
+        if VERBOSE:  # with the real time since the last note (the check after a step included)
+            now = time.monotonic()
+            line, self.clock = f"{line} [{now - self.clock:.1f} s]", now
         self.trail.append(f"{len(self.trail) + 1:>3}. {line}")
 
     def teardown(self) -> None:
@@ -279,70 +295,70 @@ class DialogModel(RuleBasedStateMachine):
             to_line=lines[to % len(lines)] if action == "transfer_line" else None,
         )
 
-    def act_on_open(self, action: str, dialog: int, actor: int, to: int = 0) -> None:
-        """An action on one of the open dialogs (by index), as the API sends it."""
-        dialogs = self.run(self.system.open_dialogs())
-        if not dialogs:
-            return self.note(f"{action}: no open dialog")
-        act = self.choose(action, dialogs[dialog % len(dialogs)], actor, to)
-        self.note(f"{act}: {self.run(self.system.act(act))}")
+    def act_on(self, action: str, chat: int, actor: int, to: int = 0) -> None:
+        """An action on a chat's latest dialog (open or not), as the API sends it. Dialogs
+        are named by their chat, so that dropping a step while shrinking leaves the others
+        acting on the same dialogs."""
+        dialog = self.run(self.system.dialog_of(self.chat(chat).chat_id))
+        act = self.choose(action, dialog, actor, to)
+        ended = " (ended)" if dialog.status in ("closed", "spam") else ""
+        self.note(f"{act}{ended}: {self.run(self.system.act(act))}")
 
     # One rule per action, so that most examples have operators at work (Hypothesis leaves
     # out a random set of rules in each example).
 
-    @rule(dialog=ANY, actor=ANY)
-    def operator_accepts(self, dialog: int, actor: int) -> None:
-        self.act_on_open("accept", dialog, actor)
+    @rule(chat=ANY, actor=ANY)
+    def operator_accepts(self, chat: int, actor: int) -> None:
+        self.act_on("accept", chat, actor)
 
-    @rule(dialog=ANY, actor=ANY)
-    def operator_skips(self, dialog: int, actor: int) -> None:
-        self.act_on_open("skip", dialog, actor)
+    @rule(chat=ANY, actor=ANY)
+    def operator_skips(self, chat: int, actor: int) -> None:
+        self.act_on("skip", chat, actor)
 
-    @rule(dialog=ANY, actor=ANY)
-    def operator_replies(self, dialog: int, actor: int) -> None:
-        self.act_on_open("reply", dialog, actor)
+    @rule(chat=ANY, actor=ANY)
+    def operator_replies(self, chat: int, actor: int) -> None:
+        self.act_on("reply", chat, actor)
 
-    @rule(dialog=ANY, actor=ANY, spam=st.booleans())
-    def operator_closes(self, dialog: int, actor: int, spam: bool) -> None:
-        self.act_on_open("spam" if spam else "close", dialog, actor)
+    @rule(chat=ANY, actor=ANY, spam=st.booleans())
+    def operator_closes(self, chat: int, actor: int, spam: bool) -> None:
+        self.act_on("spam" if spam else "close", chat, actor)
 
-    @rule(dialog=ANY, actor=ANY, unpin=st.booleans())
-    def operator_pins(self, dialog: int, actor: int, unpin: bool) -> None:
-        self.act_on_open("unpin" if unpin else "pin", dialog, actor)
+    @rule(chat=ANY, actor=ANY, unpin=st.booleans())
+    def operator_pins(self, chat: int, actor: int, unpin: bool) -> None:
+        self.act_on("unpin" if unpin else "pin", chat, actor)
 
-    @rule(dialog=ANY, actor=ANY, to=ANY)
-    def operator_transfers(self, dialog: int, actor: int, to: int) -> None:
-        self.act_on_open("transfer", dialog, actor, to)
+    @rule(chat=ANY, actor=ANY, to=ANY)
+    def operator_transfers(self, chat: int, actor: int, to: int) -> None:
+        self.act_on("transfer", chat, actor, to)
 
-    @rule(dialog=ANY, actor=ANY, to=ANY)
-    def operator_transfers_to_a_line(self, dialog: int, actor: int, to: int) -> None:
-        self.act_on_open("transfer_line", dialog, actor, to)
+    @rule(chat=ANY, actor=ANY, to=ANY)
+    def operator_transfers_to_a_line(self, chat: int, actor: int, to: int) -> None:
+        self.act_on("transfer_line", chat, actor, to)
 
-    @rule(dialog=ANY, to=ANY)
-    def supervisor_intercepts(self, dialog: int, to: int) -> None:
-        self.act_on_open("intercept", dialog, 0, to)
+    @rule(chat=ANY, to=ANY)
+    def supervisor_intercepts(self, chat: int, to: int) -> None:
+        self.act_on("intercept", chat, 0, to)
 
-    @rule(action=st.sampled_from(ACTIONS), dialog=ANY, actor=ANY, to=ANY)
-    def operator_acts_on_a_closed_dialog(
-        self, action: str, dialog: int, actor: int, to: int
+    @rule(action=st.sampled_from(ACTIONS), chat=ANY, actor=ANY, to=ANY)
+    def operator_acts_on_an_earlier_dialog(
+        self, action: str, chat: int, actor: int, to: int
     ) -> None:
-        dialogs = self.run(self.system.closed_dialogs())
-        if not dialogs:
-            return self.note(f"{action}: no closed dialog")
-        act = self.choose(action, dialogs[dialog % len(dialogs)], actor, to)
-        self.note(f"{act} (closed): {self.run(self.system.act(act))}")
+        """An action for a chat's first dialog after a later one started (a stale console)."""
+        dialog = self.run(self.system.dialog_of(self.chat(chat).chat_id, first=True))
+        act = self.choose(action, dialog, actor, to)
+        self.note(f"{act} (first of chat): {self.run(self.system.act(act))}")
 
-    @precondition(lambda self: self.system.cached and self.races < RACES and self.chats)
-    @rule(action=st.sampled_from(("reply", "close", "transfer")), dialog=ANY, to=ANY)
-    def client_writes_during_an_action(self, action: str, dialog: int, to: int) -> None:
+    @precondition(lambda self: self.races < RACES)
+    @rule(action=st.sampled_from(("reply", "close", "transfer")), chat=ANY, to=ANY)
+    def client_writes_during_an_action(self, action: str, chat: int, to: int) -> None:
         """An action's database work is slow and the client writes meanwhile: the message
         must not be taken as answered or closed by an action that began before it."""
         self.races += 1
-        dialogs = self.run(self.system.open_dialogs())
-        if not dialogs:
-            return self.note(f"{action} during a client message: no open dialog")
-        act = self.choose(action, dialogs[dialog % len(dialogs)], 0, to)  # a sensible actor
-        client = next(c for c in self.chats if c.sent and c.chat_id == act.chat_id)
+        client = self.chat(chat)
+        dialog = self.run(self.system.dialog_of(client.chat_id))
+        if dialog.status in ("closed", "spam"):
+            return self.note(f"{action} during a client message: dialog {dialog.id} ended")
+        act = self.choose(action, dialog, 0, to)  # a sensible actor
         self.messages += 1
         external_id = f"m-{self.messages}"
         race = self.run(self.system.race(act, self.channels[client.line], client.name, external_id))
@@ -397,7 +413,7 @@ class DialogModel(RuleBasedStateMachine):
         self.run(self.system.harness.change_settings(line_id, patch))
         self.note(f"line {line_id} settings: {patch}")
 
-    @precondition(lambda self: not self.system.cached)
+    @precondition(lambda self: not self.system.time_skipping)
     @rule(write=st.booleans(), chat=ANY)
     def worker_restarts(self, write: bool, chat: int) -> None:
         self.run(self.system.stop_worker())
@@ -407,6 +423,7 @@ class DialogModel(RuleBasedStateMachine):
         self.run(self.system.start_worker())
         self.note("worker starts")
 
+    @precondition(lambda self: self.system.time_skipping)
     @rule(seconds=st.sampled_from(JUMPS))
     def time_passes(self, seconds: int) -> None:
         affordable = self.run(self.system.affordable(seconds))
@@ -463,3 +480,74 @@ def test_the_invariants_hold_whatever_happens(tmp_path_factory: pytest.TempPathF
     except BaseException as error:
         error.add_note(f"seed {chosen}: run it again with OPENLINES_MODEL_SEED={chosen}")
         raise
+
+
+# ---- the checker on pictures made by hand: it names what it should, and only that ----------
+
+
+def picture(*dialogs: Dialog, replied: Iterable[tuple[int, int]] = (), **queue: Any) -> World:
+    """A reading of one line (id 1) holding ``dialogs``, nothing on its way, no runs."""
+    settings = Queue.model_validate({"max_dialogs_per_operator": 1, **queue})
+    return World({1: settings}, list(dialogs), set(replied), [], 0, {})
+
+
+def dialog(id: int, status: str = "accepted", operator: int | None = 7, **fields: Any) -> Dialog:
+    return Dialog(
+        id=id,
+        line_id=1,
+        chat_id=id,
+        status=status,
+        operator_id=operator,
+        offered_to=fields.pop("offered_to", []),
+        outside_queue=fields.pop("outside_queue", False),
+        **fields,
+    )
+
+
+def test_capacity_counts_a_dialog_answered_by_someone_else_for_its_new_holder() -> None:
+    memory = Memory()
+    first = dialog(1)
+    assert capacity_holds(picture(first, replied=[(1, 7)], not_counted="answered"), memory) == []
+    remember(picture(first, replied=[(1, 7)], not_counted="answered"), memory)
+    requeued = dialog(1, "queued", None, offered_to=[8])  # operator 8 never wrote in it
+    offered = dialog(2, "queued", None, offered_to=[8])
+    now = picture(requeued, offered, replied=[(1, 7)], not_counted="answered")
+
+    assert [v.split(":")[0] for v in capacity_holds(now, memory)] == ["[2 capacity] line 1"]
+
+
+def test_capacity_lets_a_person_give_a_dialog_over_the_limit() -> None:
+    memory = Memory()
+    remember(picture(dialog(1)), memory)
+    transferred = dialog(2, outside_queue=True)  # a transfer or intercept
+
+    assert capacity_holds(picture(dialog(1), transferred), memory) == []
+
+
+def test_capacity_lets_a_client_make_a_dialog_count_again() -> None:
+    memory = Memory()
+    remember(
+        picture(dialog(1, "operator_replied"), dialog(2), not_counted="awaiting_client"), memory
+    )
+    wrote_back = dialog(1, "client_followup")
+
+    now = picture(wrote_back, dialog(2), not_counted="awaiting_client")
+    assert capacity_holds(now, memory) == []
+
+
+def test_an_open_dialog_needs_an_ending_deadline_and_a_closed_one_stays_closed() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    state = DialogState(
+        dialog_id=1, chat_id=1, line_id=1, channel_type="api", status="queued", deadlines={}
+    )
+    handover = state.model_copy(update={"deadlines": {"handover": at}})
+    world = picture(dialog(1, "queued", None))
+    world.runs = {1: Run("run", handover)}
+    assert [v.split(" ")[0] for v in open_dialogs_have_an_ending_deadline(world)] == ["[8"]
+
+    memory = Memory()
+    remember(picture(dialog(1, "closed", closed_at=at, close_reason="operator")), memory)
+    revived = picture(dialog(1, "queued", None))
+    revived.runs = {1: Run("run", state.model_copy(update={"deadlines": {"expiry": at}}))}
+    assert len(ended_is_ended(revived, memory)) == 1
+    assert open_dialogs_have_an_ending_deadline(revived) == []
