@@ -199,6 +199,8 @@ class Dialog(Base):
     # For `strictly`: the member offered last, so the next offer goes to the one after.
     last_offered_id: Mapped[int | None] = mapped_column(Integer)
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Waited ``no_answer.after`` without an accept; an accept or a reply clears it.
+    unanswered: Mapped[bool] = mapped_column(Boolean, default=False)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     # The chat-bot that holds it (status ``bot``) or stays in it (``bot.leave: close``).
     bot_id: Mapped[int | None] = mapped_column(ForeignKey("bots.id"), index=True)
