@@ -30,6 +30,8 @@ from core.models import CLOSED_DIALOG_STATUSES, Dialog, Message, Operator, Outbo
 from core.relay_wakeups import Wakeups
 from core.temporal import start_once
 from workflows import search_attributes as sa
+from workflows.channel_delivery import ChannelDeliveryWorkflow
+from workflows.channel_delivery import workflow_id as delivery_workflow_id
 from workflows.crm_sync import CrmSyncWorkflow, CrmTask
 from workflows.crm_sync import workflow_id as crm_workflow_id
 from workflows.dialog import DialogWorkflow, workflow_id
@@ -135,6 +137,8 @@ async def _deliver_in_order(
         try:
             if dialog is not None and outbox.kind in ("lead", "lead_owner"):
                 await _crm_sync(client, task_queue, outbox, dialog)
+            elif dialog is not None and message is not None and outbox.kind == "deliver":
+                await _channel_delivery(client, task_queue, dialog, message)
             elif dialog is not None and message is not None and outbox.kind == "rating":
                 await _late_rating(client, task_queue, dialog, message)
             elif dialog is not None and message is not None:
@@ -189,6 +193,21 @@ async def _client_message(
                 contact_hint=may_hold_contact(message.text),
             )
         ],
+    )
+
+
+async def _channel_delivery(
+    client: Client, task_queue: str, dialog: Dialog, message: Message
+) -> None:
+    """Signal-with-start: the chat's delivery run sends the message after those before it."""
+    await client.start_workflow(
+        ChannelDeliveryWorkflow.run,
+        [],
+        id=delivery_workflow_id(dialog.chat_id),
+        task_queue=task_queue,
+        static_summary=f"Chat {dialog.chat_id}: messages to the client, {dialog.channel_type}",
+        start_signal="owe",
+        start_signal_args=[message.id],
     )
 
 

@@ -25,11 +25,13 @@ from activities.dialogs import DialogActivities
 from activities.kpi import KpiActivities
 from activities.operators import OperatorActivities
 from activities.webhooks import WebhookActivities
+from channels.delivery import DeliveryActivities
 from core.config import Settings, get_settings
 from core.crm.backends import BuiltinCrm, CrmBackend, backend_for
 from core.db import create_engine, session_factory
 from core.relay_wakeups import Wakeups
 from core.temporal import connect
+from workflows.channel_delivery import ChannelDeliveryWorkflow
 from workflows.crm_sync import CrmSyncWorkflow
 from workflows.dialog import DialogWorkflow
 from workflows.late_rating import LateRatingWorkflow
@@ -61,6 +63,7 @@ def build_worker(
     )
     kpi = KpiActivities(sessions, config.public_url)
     leads = CrmActivities(sessions, crm)
+    delivery = DeliveryActivities(sessions, config)
     return Worker(
         client,
         task_queue=task_queue,
@@ -70,6 +73,7 @@ def build_worker(
             VacationWorkflow,
             CrmSyncWorkflow,
             WebhookDeliveryWorkflow,
+            ChannelDeliveryWorkflow,
         ],
         # On shutdown, let running activities finish their transaction instead of cutting it
         # off: a cancelled SQLite transaction can keep the database locked for everyone.
@@ -95,6 +99,8 @@ def build_worker(
             leads.create_lead,
             leads.reassign_lead,
             WebhookActivities(sessions).deliver,
+            delivery.send,
+            delivery.give_up,
         ],
     )
 

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from core import bots, outbound, routing
+from core.events.publish import record
 from core.line_settings import LineSettings, RatingTexts, TextRatingTexts
-from core.models import Agreement, Chat, Consent, Dialog, Line
+from core.models import CLOSED_DIALOG_STATUSES, Agreement, Chat, Consent, Dialog, Line
 from core.worktime import is_working_time
 from workflows.models import (
     AutoText,
@@ -37,6 +38,16 @@ def rating_texts(dialog: Dialog, settings: LineSettings) -> RatingTexts | TextRa
     if dialog.channel_type == "webchat":
         return settings.rating.widget_texts
     return settings.rating.text_texts
+
+
+def mark_unanswered(session: AsyncSession, dialog: Dialog) -> None:
+    """``no_answer.after`` is over and nobody accepted: the dialog is marked unanswered
+    (until an accept or a reply), whether or not a text goes with the mark."""
+    taken = dialog.operator_id is not None or dialog.status in CLOSED_DIALOG_STATUSES
+    if dialog.unanswered or taken:
+        return  # marked already (this activity ran before), or taken or ended meanwhile
+    dialog.unanswered = True
+    record(session, "dialog.unanswered", dialog_id=dialog.id, operator_ids=dialog.offered_to)
 
 
 class AutoReplyActivities:
@@ -95,9 +106,11 @@ class AutoReplyActivities:
 
     @activity.defn
     async def send_text(self, text: AutoText) -> bool:
-        """The no-answer text, or the off-hours text when nobody is available; False when
-        the line's settings now say to send nothing."""
+        """The no-answer mark with its text, or the off-hours text when nobody is available;
+        False when the line's settings now say to send nothing."""
         async with self._dialog(text.dialog_id) as (session, dialog, settings):
+            if text.kind == "no_answer":
+                mark_unanswered(session, dialog)
             if text.kind == "no_answer" and settings.no_answer.action == "text":
                 words = settings.no_answer.text
             elif text.kind == "off_hours" and settings.worktime.off_hours_action == "text":
@@ -110,21 +123,29 @@ class AutoReplyActivities:
     @activity.defn
     async def start_closing(self, request: CloseRequest) -> Closing:
         """The inactivity text (for an inactivity close), the close text and the rating
-        request; the dialog stops counting toward its operator's limit."""
+        request; the dialog stops counting toward its operator's limit.
+
+        An inactivity close with ``inactivity.action: none`` sends nothing at all (the
+        article: "close the dialog without any actions"), so it closes at once.
+        """
         async with self._dialog(request.dialog_id, lock_line=True) as (session, dialog, settings):
             at = request.at.isoformat()
-            idle_text = request.reason == "inactivity" and settings.inactivity.action == "text"
+            silent = request.reason == "inactivity" and settings.inactivity.action == "none"
+            idle_text = request.reason == "inactivity" and not silent
             if idle_text:
                 text = settings.inactivity.text
                 await outbound.send_text(session, dialog, f"inactivity:{at}", text)
-            if settings.close.action == "text":
+            close_text = not silent and settings.close.action == "text"
+            if close_text:
                 await outbound.send_text(session, dialog, f"close:{at}", settings.close.text)
-            rating_requested = settings.rating.enabled and dialog.client_rating is None
+            rating_requested = (
+                not silent and settings.rating.enabled and dialog.client_rating is None
+            )
             if rating_requested:
                 request_text = rating_texts(dialog, settings).request
                 await outbound.send_text(session, dialog, f"rating_request:{at}", request_text)
                 dialog.rating_requested_at = request.at
-            sent = idle_text or settings.close.action == "text" or rating_requested
+            sent = idle_text or close_text or rating_requested
             dialog.status = "closing"
             routing.leave_queue(dialog)
             await routing.serve_queue(session, dialog, settings, request.at)

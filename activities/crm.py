@@ -10,7 +10,7 @@ responsible user sends the value our table holds now.
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -19,7 +19,7 @@ from core.crm import leads
 from core.crm.backends import CrmBackend, LeadDraft, Match
 from core.crm.models import Contact, ContactIdentity, Lead
 from core.line_settings import LineSettings
-from core.models import Chat, Dialog, Line, Operator
+from core.models import Chat, Dialog, Line, Message, Operator
 from workflows.models import CrmOutcome, CrmTask
 
 # Pushes of a lead's responsible user that may chase a value changing meanwhile.
@@ -118,15 +118,17 @@ class CrmActivities:
             chat_identity = f"{chat.channel_id}:{chat.external_id}"
             if chat_identity not in channel_ids:
                 channel_ids.append(chat_identity)
+            name = chat.name or (contact.name if contact else None)
             draft = LeadDraft(
                 dialog_id=dialog.id,
                 title=leads.title(chat, dialog),
                 source=leads.source(settings, dialog),
-                name=chat.name or (contact.name if contact else None),
+                name=name,
                 phones=phones,
                 emails=emails,
                 responsible_id=leads.responsible(dialog, contact),
                 description=f"dialog {dialog.id}, {dialog.channel_type} chat {chat_identity}",
+                history=await _history(session, dialog.id, name or "Client"),
             )
             return _Snapshot(draft=draft, messenger_ids=channel_ids, look_up=settings.enabled)
 
@@ -152,7 +154,13 @@ class CrmActivities:
             assert dialog is not None
             contact = await _contact(session, dialog.contact_id)
             return await leads.add(
-                session, dialog, contact, draft.title[:255], draft.source, external_id
+                session,
+                dialog,
+                contact,
+                draft.title[:255],
+                draft.source,
+                external_id,
+                comments=draft.history,
             )
 
     async def _push_responsible(self, dialog_id: int) -> CrmOutcome:
@@ -172,6 +180,30 @@ class CrmActivities:
             if now is None or now.responsible_id == lead.responsible_id:
                 return outcome.model_copy(update={"responsible_pushed": True})
         raise RuntimeError(f"the responsible for dialog {dialog_id}'s lead keeps changing")
+
+
+async def _history(session: AsyncSession, dialog_id: int, client: str) -> str:
+    """The dialog's conversation as its lead carries it (``leads.history``: bounded)."""
+    total = await session.scalar(
+        select(func.count(Message.id)).where(Message.dialog_id == dialog_id)
+    )
+    newest = await session.scalars(
+        select(Message)
+        .where(Message.dialog_id == dialog_id)
+        .order_by(Message.id.desc())
+        .limit(leads.HISTORY_MESSAGES)
+    )
+    messages = list(reversed(list(newest)))
+    operator_ids = {m.operator_id for m in messages if m.operator_id is not None}
+    rows = await session.execute(
+        select(Operator.id, Operator.name).where(Operator.id.in_(operator_ids))
+    )
+    names: dict[int | None, str] = {operator_id: name for operator_id, name in rows}
+    said = [
+        leads.Said(m.created_at, leads.speaker(m.author, client, names.get(m.operator_id)), m.text)
+        for m in messages
+    ]
+    return leads.history(said, total or 0)
 
 
 async def _lead_of(session: AsyncSession, dialog_id: int) -> Lead | None:

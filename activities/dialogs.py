@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from channels import delivery
 from core import bots, routing
 from core.crm import forwarding, leads
 from core.events.publish import record, recorded
@@ -50,7 +51,7 @@ async def routing_of(
         line_id=dialog.line_id,
         line_active=settings.active,
         check_availability=settings.queue.check_availability,
-        no_answer_after=settings.no_answer.after if settings.no_answer.action == "text" else None,
+        no_answer_after=settings.no_answer.after,
         inactivity_after=settings.inactivity.after,
         off_hours_text=settings.worktime.enabled and settings.worktime.off_hours_action == "text",
         nobody_available=dialog.status != "bot"
@@ -84,6 +85,7 @@ def take(dialog: Dialog, action: OperatorAction) -> bool:
     dialog.waiting_since = None
     dialog.accepted_at = action.at or datetime.now(UTC)
     dialog.answered = False  # not yet by the operator who holds it now
+    dialog.unanswered = False  # someone took it
     return True
 
 
@@ -202,6 +204,7 @@ class DialogActivities:
                 return ActionOutcome(
                     ok=True, routing=await routing_of(session, dialog, settings, at)
                 )  # a retry
+            first = dialog.accepted_at is None  # nobody has owned the dialog before
             if not take(dialog, action):
                 return ActionOutcome(
                     ok=False,
@@ -210,6 +213,8 @@ class DialogActivities:
                 )
             dialog.status = "accepted"
             accepted(session, dialog)
+            if first:
+                await leads.first_owner(session, dialog, action.operator_id)
             return ActionOutcome(ok=True, routing=await routing_of(session, dialog, settings, at))
 
     @activity.defn
@@ -262,14 +267,18 @@ class DialogActivities:
                     )
                 if dialog.status == "bot":
                     bots.leaves(dialog, settings)
+                first = dialog.accepted_at is None  # nobody has owned the dialog before
                 dialog.operator_id = dialog.holder_id = target.id
                 dialog.offered_to = []
                 dialog.waiting_since = None
                 dialog.accepted_at = at
                 dialog.answered = False  # not yet by its new owner
+                dialog.unanswered = False  # someone has it
                 dialog.status = "accepted"
                 dialog.outside_queue = True  # theirs, member of the queue or not
                 transferred(session, dialog, to_operator_id=target.id)
+                if first:
+                    await leads.first_owner(session, dialog, target.id)
                 if settings.crm.transfer_changes_responsible:
                     await leads.responsible_changed(session, dialog, target.id)
                 await routing.serve_queue(session, dialog, settings, at)  # the old owner's place
@@ -318,6 +327,7 @@ class DialogActivities:
                     ok=False, reason=reason, routing=await routing_of(session, dialog, settings, at)
                 )
             if dialog.operator_id != reply.operator_id:
+                first = dialog.accepted_at is None  # nobody has owned the dialog before
                 if not take(dialog, reply):
                     return ActionOutcome(
                         ok=False,
@@ -325,12 +335,15 @@ class DialogActivities:
                         routing=await routing_of(session, dialog, settings, at),
                     )
                 accepted(session, dialog)
+                if first:
+                    await leads.first_owner(session, dialog, reply.operator_id)
             if reply.kpi is not None:  # the workflow's numbers: written as they are, not added
                 dialog.first_answer_s = reply.kpi.first_answer_s
                 dialog.total_answer_s = reply.kpi.total_answer_s
                 dialog.answers = reply.kpi.answers
                 dialog.max_answer_s = reply.kpi.max_answer_s
             dialog.answered = True
+            dialog.unanswered = False
             dialog.status = "operator_replied"
             # The API stored the message; it stands now that the reply is accepted.
             key = f"message.created:{dialog.id}:{reply.message_id}"
@@ -344,6 +357,9 @@ class DialogActivities:
                     message_id=reply.message_id,
                     author="operator",
                 )
+                message = await session.get(Message, reply.message_id)
+                if message is not None:  # removed again meanwhile: nothing to deliver
+                    delivery.owe(session, dialog, message)
             # Under `answered` and `awaiting_client` the reply frees a place in the limit.
             await routing.serve_queue(session, dialog, settings, at)
             return ActionOutcome(
@@ -365,6 +381,7 @@ class DialogActivities:
             message = await session.get(Message, reply.message_id)
             assert dialog is not None and message is not None
             message_created(session, dialog, message, key)  # the operator's console too
+            delivery.owe(session, dialog, message)
 
     @activity.defn
     async def project(self, projection: Projection) -> bool:

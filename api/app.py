@@ -19,12 +19,14 @@ from api.routes import (
     inbound,
     kpi,
     lines,
+    messages,
     notifications,
     operators,
     ratings,
     service,
     webhooks,
 )
+from channels.telegram import endpoints as telegram_endpoints
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 
@@ -62,9 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         channels,
         api_keys,
         inbound,
+        telegram_endpoints,
         dialogs,
         kpi,
         dialog_actions,
+        messages,
         ratings,
         agreements,
         bots,

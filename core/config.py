@@ -42,11 +42,22 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL of this API, used in notification links"
     )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org",
+        description="Base URL of the Telegram Bot API (a local Bot API server, a test fake)",
+    )
     crm: Literal["builtin", "bitrix24"] = Field(
         "builtin", description="Where leads go: the built-in CRM or Bitrix24"
     )
     bitrix24_webhook_url: str = Field(
         "", description="Bitrix24 inbound-webhook URL (https://<portal>/rest/<user>/<token>/)"
+    )
+    worktime_tracking: bool = Field(
+        False,
+        description=(
+            "Operators clock in: with availability checking, an operator's started workday "
+            "makes them available; off, being online does"
+        ),
     )
     default_phone_region: str = Field(
         "US", description="Region for phone numbers written without a country code"

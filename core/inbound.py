@@ -88,10 +88,63 @@ async def file_client_message(
     sessions: async_sessionmaker[AsyncSession], channel: Channel, inbound: InboundMessage
 ) -> Filed:
     """Commit the message (or find its earlier copy); concurrent senders retry on conflict."""
+    filed = await _retrying(sessions, channel, inbound, button_rating=None)
+    assert filed is not None
+    return filed
+
+
+async def file_button_rating(
+    sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    inbound: InboundMessage,
+    rated_message_id: int | None = None,
+) -> Filed | None:
+    """A rating given with a button, filed as its ``1`` / ``0`` text reply would be (the
+    same rating outbox row), but only while the chat's last dialog awaits a rating and, when
+    ``rated_message_id`` is given, that message is of this dialog; None otherwise, storing
+    nothing: a pressed button is never a message of its own."""
+    if rating_reply(channel.type, inbound.message.text) is None:
+        raise ValueError("a button rating's text is 1 or 0")
+    return await _retrying(sessions, channel, inbound, button_rating=rated_message_id or 0)
+
+
+async def edit_client_message(
+    sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    chat_external_id: str,
+    message_external_id: str,
+    text: str,
+) -> int | None:
+    """The client edited a message: its stored text becomes ``text``. The message's id, or
+    None for a message never filed (nothing changes)."""
+    async with sessions() as session, session.begin():
+        message = await session.scalar(
+            select(Message)
+            .join(Chat, Chat.id == Message.chat_id)
+            .where(
+                Chat.channel_id == channel.id,
+                Chat.external_id == chat_external_id,
+                Message.external_id == message_external_id,
+                Message.author == "client",
+            )
+            .with_for_update()
+        )
+        if message is None:
+            return None
+        message.text = text
+        return message.id
+
+
+async def _retrying(
+    sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    inbound: InboundMessage,
+    button_rating: int | None,
+) -> Filed | None:
     for _ in range(5):
         try:
             async with sessions() as session, session.begin():
-                return await _file(session, channel, inbound)
+                return await _file(session, channel, inbound, button_rating)
         except IntegrityError:
             continue  # another request created the same chat or message first: look again
         except OperationalError as error:
@@ -105,12 +158,18 @@ def _is_deadlock(error: OperationalError) -> bool:
     return type(error.orig).__name__ in ("DeadlockDetected", "SerializationFailure")
 
 
-async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage) -> Filed:
+async def _file(
+    session: AsyncSession, channel: Channel, inbound: InboundMessage, button_rating: int | None
+) -> Filed | None:
+    """``button_rating`` not None: a button's rating (naming our message, or 0), filed only
+    into the dialog awaiting it."""
     chat = await session.scalar(
         select(Chat)
         .where(Chat.channel_id == channel.id, Chat.external_id == inbound.chat.external_id)
         .with_for_update()  # one message of a chat at a time picks the chat's dialog
     )
+    if chat is None and button_rating is not None:
+        return None  # no chat, no dialog to rate
     if chat is None:
         chat = Chat(
             channel_id=channel.id, line_id=channel.line_id, external_id=inbound.chat.external_id
@@ -139,7 +198,13 @@ async def _file(session: AsyncSession, channel: Channel, inbound: InboundMessage
     if dialog is None and rating_reply(channel.type, inbound.message.text):
         dialog = await _awaiting_rating(session, chat)
         kind = "message" if dialog is None else "rating"
+    if button_rating is not None and not (
+        _awaits_rating(dialog, kind) and await _of_dialog(session, button_rating, dialog)
+    ):
+        return None
     if dialog is None:
+        # A new dialog starts on the channel's line now: a moved channel's chats follow it.
+        chat.line_id = channel.line_id
         dialog = Dialog(
             line_id=channel.line_id, chat_id=chat.id, channel_type=channel.type, status="new"
         )
@@ -176,3 +241,24 @@ async def _awaiting_rating(session: AsyncSession, chat: Chat) -> Dialog | None:
     if last is None or last.status != "closed" or last.rating_requested_at is None:
         return None
     return last if last.client_rating is None else None
+
+
+def _awaits_rating(dialog: Dialog | None, kind: str) -> bool:
+    """The dialog a ``1`` / ``0`` now rates: one closing after asking for a rating (the
+    dialog's run takes the reply as the rating), or a closed one still awaiting it."""
+    if dialog is None:
+        return False
+    if kind == "rating":
+        return True
+    asked = dialog.rating_requested_at is not None and dialog.client_rating is None
+    return dialog.status == "closing" and asked
+
+
+async def _of_dialog(session: AsyncSession, message_id: int, dialog: Dialog | None) -> bool:
+    """Whether our message ``message_id`` (0: none named) is of ``dialog``."""
+    if dialog is None:
+        return False
+    if not message_id:
+        return True
+    found = await session.get(Message, message_id)
+    return found is not None and found.dialog_id == dialog.id

@@ -72,7 +72,7 @@ class Queue(Group):
     members: list[Member] = []
     distribution: Literal["evenly", "strictly", "all"] = "evenly"
     handover_after: Annotated[int, Field(ge=60, le=43200)] = 60
-    check_availability: bool = False
+    check_availability: bool = True
     max_dialogs_per_operator: Annotated[int, Field(ge=0, le=1000)] = 0
     not_counted: Literal["answered", "awaiting_client", "closed"] = "answered"
     operator_display: Literal["profile", "line", "hidden"] = "profile"

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import routing
 from core.bots import live_bot
-from core.line_settings import LineSettings, Member, merge_patch
+from core.line_settings import LineSettings, Member, Queue, merge_patch
 from core.models import Agreement, Department, Line, Operator
 
 
@@ -64,6 +64,28 @@ def default_name(line_id: int) -> str:
     return f"Line {line_id}"
 
 
+# What each ``queue.operator_display`` mode has the admin enter; leaving the mode resets it.
+_DISPLAY_DATA = {"line": "operator_overrides", "hidden": "hidden_identity"}
+
+
+def _display_switch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """The patch, plus a reset of what the ``operator_display`` mode being left had entered.
+
+    The reference article: saving another display mode resets the data entered for the old
+    one. Data the same patch sends is kept, and a patch that keeps the mode resets nothing.
+    """
+    queue_patch = patch.get("queue")
+    if not isinstance(queue_patch, dict):
+        return patch
+    leaving = current["queue"]["operator_display"]
+    entering = queue_patch.get("operator_display", leaving)
+    field = _DISPLAY_DATA.get(leaving)
+    if entering == leaving or field is None or field in queue_patch:
+        return patch
+    default = Queue().model_dump(mode="json")[field]
+    return {**patch, "queue": {**queue_patch, field: default}}
+
+
 async def update_settings(
     session: AsyncSession, line: Line, patch: dict[str, Any], now: datetime
 ) -> None:
@@ -73,7 +95,9 @@ async def update_settings(
     Raises pydantic's ``ValidationError`` for a bad value and ``UnknownReference`` for a
     reference to nothing, before anything changes. Removed members lose their offers and
     dialogs, new ones may serve the waiting queue, and open dialogs take on the new rules.
+    Switching ``queue.operator_display`` resets the data of the mode left behind.
     """
+    patch = _display_switch(line.settings, patch)
     merged = LineSettings.model_validate(merge_patch(line.settings, patch, LineSettings))
     await check_references(session, merged)
     if merged.name is None:

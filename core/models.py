@@ -131,6 +131,9 @@ class Channel(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Kept readable: webhook channels verify HMAC signatures with it.
     secret: Mapped[str] = mapped_column(String(128))
+    # After a rotation the old secret still verifies until then (senders switch over).
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None]
 
@@ -284,6 +287,11 @@ class Message(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(MAX_IDEMPOTENCY_KEY))
     text: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Messages to the client: pending, sent, delivered, read or failed (``channels.delivery``),
+    # the channel's last error, and when the channel took it.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None]
 
 
 _UNDELIVERED = text("delivered_at IS NULL")
@@ -305,7 +313,8 @@ class Outbox(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # "message", "rating", "wake", "line_deleted", "lead" (create the dialog's lead),
-    # "lead_owner" (tell the CRM the lead's new responsible) or "vacation" (to an operator)
+    # "lead_owner" (tell the CRM the lead's new responsible), "vacation" (to an operator) or
+    # "deliver" (send the message to the client through its channel)
     kind: Mapped[str] = mapped_column(String(16))
     dialog_id: Mapped[int | None] = mapped_column(ForeignKey("dialogs.id"))
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))

@@ -1,13 +1,15 @@
 """Texts the service sends to a client on its own: welcome, notices, close and rating texts.
 
-Each is stored in the dialog's history as a ``system`` message; for the ``api`` channel that
-is the delivery (the client reads the dialog's messages). Every text has a key saying what
+Each is stored in the dialog's history as a ``system`` message and owed to the client through
+its channel (``channels.delivery``; for the ``api`` channel the stored message is the
+delivery). Every text has a key saying what
 it answers, so an activity that runs twice sends it once.
 """
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels import delivery
 from core.inbound import message_created
 from core.models import Dialog, Message
 
@@ -27,4 +29,5 @@ async def send_text(session: AsyncSession, dialog: Dialog, key: str, text: str) 
     session.add(message)
     await session.flush()
     message_created(session, dialog, message)
+    delivery.owe(session, dialog, message)
     return True

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.config import get_settings
 from core.events.publish import record
 from core.line_settings import LineSettings, Queue
 from core.models import (
@@ -59,14 +60,19 @@ class Assignment:
 
 
 def is_available(operator: Operator, check_availability: bool, now: datetime) -> bool:
-    """Fired operators never are; with availability checking, also not on vacation, workday
-    started (not paused or ended) and online."""
+    """Fired operators never are; with availability checking, also not on vacation and with
+    the workday started (not paused or ended) when the install tracks working time
+    (``OPENLINES_WORKTIME_TRACKING``), otherwise online: one or the other, as the
+    reference article has it, never both."""
     if operator.fired:
         return False
     if not check_availability:
         return True
-    on_vacation = operator.vacation_until is not None and operator.vacation_until > now
-    return not on_vacation and operator.workday == "started" and operator.presence == "online"
+    if operator.vacation_until is not None and operator.vacation_until > now:
+        return False
+    if get_settings().worktime_tracking:
+        return operator.workday == "started"
+    return operator.presence == "online"
 
 
 async def member_ids(session: AsyncSession, queue: Queue) -> list[int]:

@@ -47,7 +47,7 @@ async def greet(state: DialogState, routing: Routing | None, message_ids: list[i
 
 
 async def send(state: DialogState, kind: AutoTextKind) -> None:
-    """The no-answer text, or the off-hours text when nobody is available."""
+    """The no-answer mark (and its text), or the off-hours text when nobody is available."""
     text = AutoText(dialog_id=state.dialog_id, kind=kind, at=workflow.now())
     await activity_calls.run_local(AutoReplyActivities.send_text, text)
 

@@ -64,7 +64,7 @@ class Routing(BaseModel):
     line_active: bool = True
     check_availability: bool = False
     # The line's automatic actions, as of this routing transaction.
-    no_answer_after: int | None = None  # None: no no-answer text
+    no_answer_after: int | None = None  # when the dialog is marked unanswered; None: never
     inactivity_after: int = 14400
     off_hours_text: bool = False  # working hours are on and outside them a text goes
     # Availability checking found every member unavailable (the off-hours text goes).

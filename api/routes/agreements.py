@@ -4,14 +4,17 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import delete, func, select
 
 from api.deps import MAX_ID, Admin, NoNul, Principal, Reader, Session, get_or_404, require
-from api.errors import ApiError
+from api.errors import ApiError, invalid
+from core import agreement_templates
+from core.agreement_templates import AgreementTemplate
+from core.languages import ISO_639_1
 from core.models import Agreement, AgreementVersion, Consent, Line
 
-router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
+router = APIRouter(tags=["agreements"])
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=20000), NoNul]
@@ -19,9 +22,12 @@ Supervisor = Annotated[Principal, Depends(require("admin", "supervisor"))]
 
 
 class AgreementCreate(BaseModel):
+    """``name`` and ``text``, or a ``template_id`` filling whichever of them is not given."""
+
     model_config = ConfigDict(extra="forbid")
-    name: Name
-    text: Text
+    name: Name | None = None
+    text: Text | None = None
+    template_id: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class AgreementUpdate(BaseModel):
@@ -61,28 +67,49 @@ def agreement_out(agreement: Agreement) -> AgreementOut:
     return AgreementOut.model_validate(agreement, from_attributes=True)
 
 
-@router.post("", status_code=201)
+def _name_and_text(body: AgreementCreate) -> tuple[str, str]:
+    """The body's name and text, the template's where the body leaves them out; 422 naming
+    an unknown ``template_id``, or the fields missing without a template."""
+    name, text = body.name, body.text
+    if body.template_id is not None:
+        template = agreement_templates.find(body.template_id)
+        if template is None:
+            known = [t.id for t in agreement_templates.TEMPLATES]
+            raise invalid("template_id", f"unknown template '{body.template_id}'; one of {known}")
+        name = template.title if name is None else name
+        text = template.text if text is None else text
+    if name is None or text is None:
+        missing = [field for field, value in (("name", name), ("text", text)) if value is None]
+        message = "required unless template_id is given"
+        errors = [{"field": field, "message": message} for field in missing]
+        raise ApiError(422, "; ".join(f"{f}: {message}" for f in missing), errors)
+    return name, text
+
+
+@router.post("/v1/agreements", status_code=201)
 async def create_agreement(body: AgreementCreate, session: Session, _: Admin) -> AgreementOut:
-    agreement = Agreement(name=body.name, text=body.text, version=1)
+    """From ``name`` and ``text``, or from a template (``GET /v1/agreement-templates``)."""
+    name, text = _name_and_text(body)
+    agreement = Agreement(name=name, text=text, version=1)
     session.add(agreement)
     await session.flush()
-    session.add(AgreementVersion(agreement_id=agreement.id, version=1, text=body.text))
+    session.add(AgreementVersion(agreement_id=agreement.id, version=1, text=text))
     await session.commit()
     return agreement_out(agreement)
 
 
-@router.get("")
+@router.get("/v1/agreements")
 async def list_agreements(session: Session, _: Reader) -> list[AgreementOut]:
     agreements = await session.scalars(select(Agreement).order_by(Agreement.id))
     return [agreement_out(a) for a in agreements]
 
 
-@router.get("/{agreement_id}")
+@router.get("/v1/agreements/{agreement_id}")
 async def get_agreement(agreement_id: int, session: Session, _: Reader) -> AgreementOut:
     return agreement_out(await get_or_404(session, Agreement, agreement_id, "agreement"))
 
 
-@router.patch("/{agreement_id}")
+@router.patch("/v1/agreements/{agreement_id}")
 async def update_agreement(
     agreement_id: int, body: AgreementUpdate, session: Session, _: Admin
 ) -> AgreementOut:
@@ -100,7 +127,7 @@ async def update_agreement(
     return agreement_out(agreement)
 
 
-@router.get("/{agreement_id}/versions")
+@router.get("/v1/agreements/{agreement_id}/versions")
 async def list_versions(agreement_id: int, session: Session, _: Reader) -> list[VersionOut]:
     await get_or_404(session, Agreement, agreement_id, "agreement")
     versions = await session.scalars(
@@ -111,7 +138,7 @@ async def list_versions(agreement_id: int, session: Session, _: Reader) -> list[
     return [VersionOut.model_validate(v, from_attributes=True) for v in versions]
 
 
-@router.delete("/{agreement_id}", status_code=204)
+@router.delete("/v1/agreements/{agreement_id}", status_code=204)
 async def delete_agreement(agreement_id: int, session: Session, _: Admin) -> None:
     """Refused while a line requires it or a client's consent to it is on record."""
     agreement = await get_or_404(session, Agreement, agreement_id, "agreement")
@@ -128,7 +155,7 @@ async def delete_agreement(agreement_id: int, session: Session, _: Admin) -> Non
     await session.commit()
 
 
-@router.get("/{agreement_id}/consents")
+@router.get("/v1/agreements/{agreement_id}/consents")
 async def list_consents(
     agreement_id: int,
     session: Session,
@@ -145,3 +172,22 @@ async def list_consents(
         .limit(limit)
     )
     return [ConsentOut.model_validate(c, from_attributes=True) for c in consents]
+
+
+def _iso_639_1(code: str | None) -> str | None:
+    if code is not None and code not in ISO_639_1:
+        raise ValueError(f"'{code}' is not an ISO 639-1 language code")
+    return code
+
+
+@router.get("/v1/agreement-templates")
+async def list_templates(
+    _: Reader,
+    language: Annotated[
+        str | None,
+        Query(description="ISO 639-1 code: only templates in this language"),
+        AfterValidator(_iso_639_1),
+    ] = None,
+) -> list[AgreementTemplate]:
+    """Ready personal-data consent texts to start an agreement from."""
+    return agreement_templates.in_language(language)

@@ -99,6 +99,8 @@ class LeadOut(BaseModel):
     contact_id: int | None
     dialog_id: int | None
     external_id: str | None
+    # The conversation of the dialog the lead was made from, oldest message first.
+    comments: str | None = None
     created_at: datetime
     updated_at: datetime
 

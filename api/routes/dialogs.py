@@ -66,6 +66,8 @@ class DialogOut(BaseModel):
     offered_to: list[int]
     bot_id: int | None = None
     pinned: bool
+    # Waited ``no_answer.after`` without an accept; an accept or a reply clears it.
+    unanswered: bool = False
     started_at: datetime
     closed_at: datetime | None
     kpi: Kpi = Kpi()
@@ -88,6 +90,22 @@ class MessageOut(BaseModel):
     operator_id: int | None
     text: str
     created_at: datetime
+    # Messages to the client: pending, sent, delivered, read or failed (with the channel's
+    # error); null for the client's own messages.
+    delivery_status: str | None = None
+    delivery_error: str | None = None
+
+    @classmethod
+    def of(cls, message: Message) -> "MessageOut":
+        return cls(
+            id=message.id,
+            author=message.author,
+            operator_id=message.operator_id,
+            text=message.text,
+            created_at=message.created_at,
+            delivery_status=message.delivery_status,
+            delivery_error=message.delivery_error,
+        )
 
 
 def average(total: int, count: int) -> int | None:
@@ -133,6 +151,7 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
         "offered_to": list(dialog.offered_to) if dialog.operator_id is None else [],
         "bot_id": dialog.bot_id,
         "pinned": dialog.pinned,
+        "unanswered": dialog.unanswered,
         "started_at": dialog.started_at,
         "closed_at": dialog.closed_at,
         "kpi": dialog_kpi(dialog),
@@ -151,6 +170,7 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
             offered_to=state.offered_to,
             bot_id=state.bot_id,
             pinned=state.pinned,
+            unanswered=dialog.unanswered and state.operator_id is None,
             closed_at=state.closed_at or dialog.closed_at,
         )
         if state.rating is not None:
@@ -215,10 +235,12 @@ async def list_dialogs(
     line_id: DbId | None = None,
     status: Status | None = None,
     operator_id: DbId | None = None,
+    unanswered: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> DialogPage:
-    """Newest first. ``cursor`` is the ``next_cursor`` of the previous page."""
+    """Newest first. ``cursor`` is the ``next_cursor`` of the previous page;
+    ``unanswered=true`` lists the dialogs marked unanswered."""
     query = select(Dialog).order_by(Dialog.id.desc()).limit(limit + 1)
     if cursor is not None:
         if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
@@ -230,6 +252,8 @@ async def list_dialogs(
         query = query.where(Dialog.status == status)
     if operator_id is not None:
         query = query.where(Dialog.operator_id == operator_id)
+    if unanswered is not None:
+        query = query.where(Dialog.unanswered == unanswered)
     if principal.role == "operator":
         # Offers are few and short-lived: filter them here rather than in JSON SQL.
         mine = Dialog.operator_id == principal.operator_id
@@ -269,16 +293,7 @@ async def list_messages(
     messages = await session.scalars(
         select(Message).where(Message.dialog_id == dialog_id).order_by(Message.id)
     )
-    return [
-        MessageOut(
-            id=m.id,
-            author=m.author,
-            operator_id=m.operator_id,
-            text=m.text,
-            created_at=m.created_at,
-        )
-        for m in messages
-    ]
+    return [MessageOut.of(m) for m in messages]
 
 
 @router.get("/v1/operators/{operator_id}/dialogs")

@@ -90,7 +90,8 @@ async def update_line(
 @router.delete("/{line_id}", status_code=204)
 async def delete_line(line_id: int, session: Session, _: Admin, force: bool = False) -> None:
     """Refused while dialogs are open, unless ``force``, which closes them silently first."""
-    line = await load_line(session, line_id)
+    # Locked: a channel moving onto this line meanwhile is either seen below or refused.
+    line = await get_or_404(session, Line, line_id, "line", lock=True)
     open_dialogs = Dialog.line_id == line_id, Dialog.status.in_(OPEN_DIALOG_STATUSES)
     count = await session.scalar(select(func.count()).select_from(Dialog).where(*open_dialogs))
     if count and not force:

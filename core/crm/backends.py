@@ -43,6 +43,7 @@ class LeadDraft:
     emails: list[str] = field(default_factory=list)
     responsible_id: int | None = None
     description: str = ""
+    history: str = ""  # the dialog's conversation, bounded (``leads.history``)
 
     @property
     def origin_id(self) -> str:

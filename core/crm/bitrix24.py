@@ -18,6 +18,8 @@ Decisions:
 * Operator ids are Bitrix24 user ids as they are (``ASSIGNED_BY_ID``): run openlines with
   operators numbered as the portal's users. A responsible user who is not one of our
   operators is not copied to our contact.
+* A lead carries the client's name as ``NAME`` (whole: it is not split into first and last
+  names) and the dialog's conversation, bounded, as plain text in ``COMMENTS``.
 * A lead is found again by ``ORIGINATOR_ID`` ``openlines`` and ``ORIGIN_ID``
   ``openlines-dialog-<id>`` (``crm.lead.list``) before it is added, so a retried or repeated
   creation adds it once. That holds while attempts do not overlap: the HTTP client's
@@ -130,6 +132,8 @@ class Bitrix24Crm:
         }
         if draft.name:
             fields["NAME"] = draft.name
+        if draft.history:
+            fields["COMMENTS"] = draft.history
         if draft.phones:
             fields["PHONE"] = [{"VALUE": p, "VALUE_TYPE": "WORK"} for p in draft.phones]
         if draft.emails:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models import Base, utcnow
@@ -58,5 +58,7 @@ class Lead(Base):
     dialog_id: Mapped[int | None] = mapped_column(ForeignKey("dialogs.id"), unique=True)
     # The lead's id in an external CRM (Bitrix24), when that is the CRM in use.
     external_id: Mapped[str | None] = mapped_column(String(64))
+    # The conversation of the dialog it was made from (``leads.history``: bounded).
+    comments: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

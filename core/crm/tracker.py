@@ -8,7 +8,8 @@
   identity belongs to, is the client's; otherwise a new contact is made, named after the
   chat. The client is known when that contact already has something the CRM can act on: a
   responsible, a lead, a phone or email, or a messenger chat (a web-chat visitor who left
-  nothing in an earlier session is not known, and gets a lead once they do).
+  nothing in an earlier session is not known, even with a responsible, and gets a lead once
+  they do).
 - Merging: identities of two contacts in one dialog mean one person. The older contact (the
   lower id) is kept; the other's identities, chats, dialogs and leads move to it, it keeps a
   ``merged_into_id`` pointer, and its name and responsible fill the kept one's gaps. A later
@@ -135,10 +136,15 @@ async def reachable(session: AsyncSession, dialog: Dialog, contact: Contact) -> 
     return bool(await session.scalar(select(phone_or_email | messenger)))
 
 
-async def is_known(session: AsyncSession, contact: Contact) -> bool:
+async def is_known(session: AsyncSession, dialog: Dialog, contact: Contact) -> bool:
     """The contact has something the CRM can act on: a responsible, a lead, a phone or an
-    email, or a chat on a channel other than the web chat."""
-    if contact.responsible_id is not None:
+    email, or a chat on a channel other than the web chat.
+
+    A responsible counts only for a client who can be written back to: the first operator
+    to take a web-chat visitor's dialog becomes their responsible, and a visitor who left
+    nothing is still owed a lead once they do.
+    """
+    if contact.responsible_id is not None and await reachable(session, dialog, contact):
         return True
     lead = exists().where(Lead.contact_id == contact.id)
     phone_or_email = exists().where(
@@ -196,7 +202,7 @@ async def track(
     if contacts:
         kept, *others = (contacts[i] for i in sorted(contacts))
         if starting and first:  # before this turn's identities join it
-            dialog.client_known = await is_known(session, kept)
+            dialog.client_known = await is_known(session, dialog, kept)
         for other in others:
             await merge(session, kept, other)
         if merged_away:  # only a merge racing an identity's insert leaves one behind

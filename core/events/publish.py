@@ -16,9 +16,12 @@ EventType = Literal[
     "dialog.offered",
     "dialog.bot",  # the line's chat-bot took the dialog
     "dialog.accepted",
+    "dialog.unanswered",  # waited no_answer.after without an accept
     "dialog.transferred",
     "dialog.closed",
     "message.created",
+    "message.delivered",  # the channel took a message to the client
+    "message.failed",  # ... or gave up on it (its error in the event)
     "kpi.overdue",
     "lead.created",
     "notification.created",

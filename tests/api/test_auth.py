@@ -95,7 +95,8 @@ async def test_revoked_key_is_401(app, admin):
 
 # Every route only an admin may call (``Admin`` in api/routes/): method, path, a valid body,
 # and the status the admin gets. Paths are the OpenAPI templates; ``configure`` fills the
-# ids in. Presence and workday are not here: an operator sets their own (tested below).
+# ids in (in bodies too: a value ``"{line_id}"`` becomes that id). Presence and workday are
+# not here: an operator sets their own (tested below).
 ADMIN_ONLY = [
     ("POST", "/v1/operators", {"name": "Bob"}, 201),
     ("PATCH", "/v1/operators/{operator_id}", {"name": "Anna"}, 200),
@@ -109,6 +110,8 @@ ADMIN_ONLY = [
     ("DELETE", "/v1/lines/{line_id}", None, 204),
     ("POST", "/v1/lines/{line_id}/channels", {"type": "api"}, 201),
     ("GET", "/v1/lines/{line_id}/channels", None, 200),
+    ("PATCH", "/v1/channels/{channel_id}", {"line_id": "{line_id}"}, 200),
+    ("POST", "/v1/channels/{channel_id}/rotate-secret", None, 200),
     ("DELETE", "/v1/channels/{channel_id}", None, 204),
     ("POST", "/v1/api-keys", {"role": "admin"}, 201),
     ("GET", "/v1/api-keys", None, 200),
@@ -132,8 +135,10 @@ NOT_ADMIN_ONLY = {
     # admin, or the operator (or supervisor) bound to that operator
     ("PUT", "/v1/operators/{operator_id}/presence"),
     ("PUT", "/v1/operators/{operator_id}/workday"),
-    # the channel's secret (clients)
+    # the channel's secret or signature (clients, a webhook channel's receiver)
     ("POST", "/v1/channels/{channel_id}/messages"),
+    ("POST", "/v1/channels/{channel_id}/receipts"),
+    ("POST", "/v1/channels/{channel_id}/telegram"),  # Telegram, with the webhook's secret token
     ("POST", "/v1/dialogs/{dialog_id}/rating"),
     # operators on their dialogs, supervisors and admins
     ("POST", "/v1/dialogs/{dialog_id}/messages"),
@@ -146,6 +151,7 @@ NOT_ADMIN_ONLY = {
     ("POST", "/v1/dialogs/{dialog_id}/pin"),
     ("POST", "/v1/dialogs/{dialog_id}/unpin"),
     ("POST", "/v1/dialogs/{dialog_id}/crm/lead"),
+    ("POST", "/v1/messages/{message_id}/resend"),
     ("POST", "/v1/notifications/{notification_id}/read"),
     # the bot holding the dialog (its messages and close are above)
     ("POST", "/v1/dialogs/{dialog_id}/bot-handover"),
@@ -231,6 +237,8 @@ async def test_only_admins_configure(app, admin, method, path, body, admin_statu
         "bot": (await issue_key(admin, "bot", bot_id=ids["bot_id"]))["key"],
     }
     url = path.format(**ids)
+    if body is not None:
+        body = {k: ids[v[1:-1]] if str(v).startswith("{") else v for k, v in body.items()}
     before = await configuration(admin, ids)
     for role, key in keys.items():
         async with client_for(app, key) as caller:

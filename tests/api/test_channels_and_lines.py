@@ -62,12 +62,39 @@ async def test_one_channel_of_each_type_per_line(admin):
     assert "secret" not in listed[0]
 
 
-@pytest.mark.parametrize("channel_type", ["webchat", "telegram", "webhook", "sms"])
+@pytest.mark.parametrize("channel_type", ["webchat", "sms"])
 async def test_unsupported_channel_types_are_422(admin, channel_type):
     line_id = await create_line(admin)
     problem = assert_problem(await add_channel(admin, line_id, channel_type), 422)
     assert [error["field"] for error in problem["errors"]] == ["type"]
     assert (await admin.get(f"/v1/lines/{line_id}/channels")).json() == []
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({}, "config.url"),
+        ({"url": "ftp://hooks.example/in"}, "config.url"),
+        ({"url": "https://hooks.example/in", "token": "x"}, "config.token"),
+    ],
+)
+async def test_a_webhook_channel_needs_an_http_url_and_nothing_else(admin, config, field):
+    line_id = await create_line(admin)
+    body = {"type": "webhook", "config": config}
+    problem = assert_problem(await admin.post(f"/v1/lines/{line_id}/channels", json=body), 422)
+    assert [error["field"] for error in problem["errors"]] == [field]
+    assert (await admin.get(f"/v1/lines/{line_id}/channels")).json() == []
+
+
+async def test_a_webhook_channel_is_connected_with_its_url(admin):
+    line_id = await create_line(admin)
+    body = {"type": "webhook", "config": {"url": "https://hooks.example/in"}}
+    created = await admin.post(f"/v1/lines/{line_id}/channels", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["config"] == {"url": "https://hooks.example/in"}
+    assert len(created.json()["secret"]) >= 32
+    listed = (await admin.get(f"/v1/lines/{line_id}/channels")).json()
+    assert [(c["type"], c["config"]) for c in listed] == [("webhook", body["config"])]
 
 
 async def test_unknown_line_or_channel_is_404(admin):

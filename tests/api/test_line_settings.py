@@ -12,7 +12,11 @@ Settings are addressed by dotted paths ("queue.handover_after"), like the API's 
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient, Response
+
+from core.line_settings import LineSettings
+from core.models import Line
 
 PROBLEM_JSON = "application/problem+json"
 MISSING = object()  # what `get` returns for a path that is not in the line at all
@@ -125,7 +129,7 @@ SPEC_DEFAULTS = {
     "queue.members": [],
     "queue.distribution": "evenly",
     "queue.handover_after": 60,
-    "queue.check_availability": False,
+    "queue.check_availability": True,
     "queue.max_dialogs_per_operator": 0,
     "queue.not_counted": "answered",
     "queue.operator_display": "profile",
@@ -195,7 +199,7 @@ def everything_changed(ann: int, bob: int, sales: int, agreement: int, bot: int)
             "members": [member("department", sales), member("operator", ann)],
             "distribution": "strictly",
             "handover_after": 300,
-            "check_availability": True,
+            "check_availability": False,
             "max_dialogs_per_operator": 5,
             "not_counted": "awaiting_client",
             "operator_display": "line",
@@ -280,6 +284,20 @@ async def test_a_line_created_empty_has_the_defaults_of_the_spec(admin):
     assert line["name"] == f"Line {line['id']}"
     assert [path for path in DEFAULT_TEXTS if get(line, path) in (MISSING, None, "")] == []
     assert await read_line(admin, line["id"]) == line
+
+
+async def test_a_line_stored_before_availability_checking_was_the_default_keeps_it_off(
+    app: FastAPI, admin: AsyncClient
+):
+    """Settings are stored whole, so a new default reaches new lines only."""
+    earlier = LineSettings.model_validate({"queue": {"check_availability": False}}).dump()
+    async with app.state.sessions() as session, session.begin():
+        line = Line(settings={**earlier, "name": "Sales"})
+        session.add(line)
+    await admin.patch(f"/v1/lines/{line.id}", json={"queue": {"handover_after": 120}})
+
+    assert get(await read_line(admin, line.id), "queue.check_availability") is False
+    assert get(await create_line(admin, {}), "queue.check_availability") is True
 
 
 async def test_a_partial_group_keeps_the_other_defaults(admin):

@@ -7,18 +7,17 @@ outage answers 503: ``outage`` while it is set, or ``fail_next`` calls and then 
 ``lose_reply`` does a method's next call and answers 503 anyway (the answer lost).
 """
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from itertools import count
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.local_server import serving
 
 TOKEN = "fake-webhook-token"
 ENTITIES = ("LEAD", "CONTACT", "COMPANY")
@@ -160,18 +159,6 @@ def _normal(kind: str, value: str) -> str:
 async def serve_fake() -> AsyncIterator[FakeBitrix24]:
     """A running fake portal; ``webhook_url`` is where to call it."""
     fake = FakeBitrix24()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not serving.done(), "the fake Bitrix24 did not start"
-        await asyncio.sleep(0.01)
-    fake.webhook_url = f"http://127.0.0.1:{port}/rest/1/{TOKEN}/"
-    try:
+    async with serving(fake.app) as base_url:
+        fake.webhook_url = f"{base_url}/rest/1/{TOKEN}/"
         yield fake
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()

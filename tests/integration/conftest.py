@@ -91,10 +91,15 @@ class System:
     ) -> None:
         self.app, self.admin, self.temporal, self.task_queue = app, admin, temporal, task_queue
 
-    async def operator(self, name: str = "Ann", **presence: Any) -> int:
+    async def operator(self, name: str = "Ann", online: bool = True) -> int:
+        """A new operator, online (at work: lines check availability by default) unless not."""
         response = await self.admin.post("/v1/operators", json={"name": name})
         assert response.status_code == 201, response.text
         operator_id: int = response.json()["id"]
+        if online:
+            path = f"/v1/operators/{operator_id}/presence"
+            went_online = await self.admin.put(path, json={"status": "online"})
+            assert went_online.status_code == 200, went_online.text
         return operator_id
 
     async def line(

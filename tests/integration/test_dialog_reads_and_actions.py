@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx
 
+from activities.auto_replies import AutoReplyActivities
 from tests.conftest import ADMIN_KEY, client_for
 from tests.integration.conftest import System
+from workflows.models import AutoText
 
 PROBLEM = "application/problem+json"
 
@@ -312,3 +314,27 @@ async def test_skip_moves_the_offer_to_the_next_operator_in_strict_order(system:
     async with signed_in(system, "operator", bob) as as_bob:
         taken = await as_bob.post(f"/v1/dialogs/{dialog_id}/accept")
     assert (taken.status_code, taken.json()["operator_id"]) == (200, bob)
+
+
+async def test_unanswered_dialogs_are_marked_in_reads_and_listed_by_the_filter(system: System):
+    ann = await system.operator("Ann")
+    _, channel, secret = await system.line([ann], handover_after=3600)
+    waiting = await offered(system, channel, secret, "u-1", ann)
+    taken = await accepted(system, channel, secret, "u-2", ann)
+    assert await listed(system.admin, "unanswered=true") == []
+    marks = AutoReplyActivities(system.app.state.sessions)
+
+    # What the dialog's workflow does when no_answer.after is over (1 min at least; the
+    # timers themselves are tested on the time-skipping server).
+    for dialog_id in (waiting, taken):
+        await marks.send_text(AutoText(dialog_id=dialog_id, kind="no_answer", at=datetime.now(UTC)))
+
+    assert await listed(system.admin, "unanswered=true") == [waiting]  # the taken one is not
+    assert await listed(system.admin, "unanswered=false") == [taken]
+    assert (await system.admin.get(f"/v1/dialogs/{waiting}")).json()["unanswered"] is True
+    accept = await system.admin.post(f"/v1/dialogs/{waiting}/accept", json={"operator_id": ann})
+    assert (accept.status_code, accept.json()["unanswered"]) == (200, False)
+    assert await listed(system.admin, "unanswered=true") == []
+    bad = await system.admin.get("/v1/dialogs", params={"unanswered": "maybe"})
+    assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["query.unanswered"]

@@ -108,10 +108,10 @@ class Harness:
             await session.flush()
             return channel
 
-    async def channel(self, line_id: int, type: str) -> Channel:
+    async def channel(self, line_id: int, type: str, **config: Any) -> Channel:
         """Another channel of the line (one of each type per line)."""
         async with self.sessions() as session, session.begin():
-            channel = Channel(line_id=line_id, type=type, config={}, secret="secret")
+            channel = Channel(line_id=line_id, type=type, config=config, secret="secret")
             session.add(channel)
             await session.flush()
             return channel

@@ -4,8 +4,10 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from temporalio.client import WorkflowHandle
 
+from core.events.models import Event
 from core.line_settings import Close, TextRatingTexts
 from tests.workflows.harness import Harness
 from tests.workflows.test_bots import registered_bot
@@ -100,8 +102,9 @@ async def test_with_each_session_every_session_is_welcomed(harness: Harness):
 
 async def first_message_handled(harness: Harness, settings: dict[str, Any]) -> int:
     """A client writes to a new line with ``settings``; the dialog's id once it has dealt with
-    the message (automatic replies included)."""
-    channel = await harness.line([], settings)
+    the message (automatic replies included). Without availability checking: an empty queue
+    would be "nobody available" and get the off-hours text."""
+    channel = await harness.line([], settings, check_availability=False)
     dialog = await harness.client_writes(channel, "chat-1")
     return (await harness.eventually(dialog, lambda s: s.greeted)).dialog_id
 
@@ -125,7 +128,7 @@ async def test_the_welcome_goes_when_the_bot_leaves_a_later_session_to_the_queue
     bot_id = await registered_bot(harness)
     bot = {"enabled": True, "bot_id": bot_id, "join": "first"}
     settings = {"welcome": {"text": WELCOME, "each_session": True}, "bot": bot}
-    channel = await harness.line([], settings)
+    channel = await harness.line([], settings, check_availability=False)
     first = await harness.client_writes(channel, "chat-1")
     state = await harness.eventually(first, lambda s: s.status == "bot" and s.greeted)
     await first.execute_update(
@@ -186,16 +189,60 @@ async def test_a_dialog_accepted_in_time_gets_no_no_answer_text(harness: Harness
     assert await harness.texts_received(state.dialog_id) == [WELCOME]
 
 
-async def test_without_a_no_answer_action_no_text_goes(harness: Harness):
-    channel = await harness.line([], {"welcome": {"text": WELCOME}})  # nobody ever accepts
+async def unanswered_events(harness: Harness, dialog_id: int) -> list[list[int]]:
+    """The operators told of each ``dialog.unanswered`` event of the dialog."""
+    async with harness.sessions() as session:
+        query = select(Event).where(Event.dialog_id == dialog_id, Event.type == "dialog.unanswered")
+        return [event.operator_ids for event in await session.scalars(query.order_by(Event.id))]
+
+
+async def test_without_a_no_answer_text_the_dialog_is_still_marked_unanswered(harness: Harness):
+    """``no_answer.after`` is the time until the request is marked unanswered; the action
+    (a text or nothing) only comes with the mark."""
+    channel = await harness.line([], {"welcome": {"text": WELCOME}}, check_availability=False)
     dialog = await harness.client_writes(channel, "chat-1")
     state = await harness.waiting(dialog)
     await received(harness, state.dialog_id, [WELCOME])
-    assert "no_answer" not in state.deadlines
+    assert state.queued_since is not None
+    assert state.deadlines["no_answer"] == state.queued_since + timedelta(seconds=60)
+    assert not (await harness.dialog_row(state.dialog_id)).unanswered
 
     await harness.sleep(3600)
 
+    await harness.dialog_row(state.dialog_id, lambda row: row.unanswered)
     assert await harness.texts_received(state.dialog_id) == [WELCOME]
+    assert await unanswered_events(harness, state.dialog_id) == [[]]  # told once
+    assert "no_answer" not in (await harness.state(dialog)).deadlines
+
+
+async def test_the_mark_comes_with_the_text_and_an_accept_clears_it(harness: Harness):
+    a, b = await harness.operators(2)
+    channel = await harness.line([a, b], NO_ANSWER_AFTER_2_MIN, handover_after=3600)
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.offered(dialog, [a])
+    await harness.sleep(119)
+    assert not (await harness.dialog_row(state.dialog_id)).unanswered
+
+    await harness.sleep(2)
+
+    await received(harness, state.dialog_id, [WELCOME, NO_ANSWER])
+    await harness.dialog_row(state.dialog_id, lambda row: row.unanswered)
+    assert await unanswered_events(harness, state.dialog_id) == [[a]]  # the one offered it
+    await harness.accept(dialog, a)
+    assert not (await harness.dialog_row(state.dialog_id)).unanswered
+
+
+async def test_a_reply_clears_the_unanswered_mark(harness: Harness):
+    (a,) = await harness.operators(1)
+    channel = await harness.line([a], {}, handover_after=3600)
+    dialog = await harness.client_writes(channel, "chat-1")
+    state = await harness.offered(dialog, [a])
+    await harness.sleep(61)
+    await harness.dialog_row(state.dialog_id, lambda row: row.unanswered)
+
+    await harness.reply(dialog, a)  # answers without accepting first
+
+    assert not (await harness.dialog_row(state.dialog_id)).unanswered
 
 
 async def test_a_skipped_offer_does_not_put_off_the_no_answer_text(harness: Harness):

@@ -4,14 +4,24 @@ happens to the queue when an operator comes or goes."""
 import asyncio
 from datetime import timedelta
 
+import pytest
+
+from core.config import get_settings
 from tests.workflows.harness import Harness
 from workflows.dialog import DialogWorkflow
 from workflows.models import ClientMessage
 
 
-async def test_with_availability_checking_only_available_operators_are_offered(
+@pytest.fixture
+def worktime_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The install tracks working time (``OPENLINES_WORKTIME_TRACKING``)."""
+    monkeypatch.setattr(get_settings(), "worktime_tracking", True)
+
+
+async def test_with_availability_checking_online_operators_not_on_vacation_are_offered(
     harness: Harness,
 ):
+    """Without worktime tracking, being online decides; the workday does not matter."""
     now = await harness.now()
     (offline,) = await harness.operators(1, presence="offline")
     (on_vacation,) = await harness.operators(1, vacation_until=now + timedelta(days=1))
@@ -24,17 +34,43 @@ async def test_with_availability_checking_only_available_operators_are_offered(
 
     dialog = await harness.client_writes(channel, "chat-1")
 
-    await harness.offered(dialog, [back_from_vacation, ready])
+    await harness.offered(dialog, [paused, ended, back_from_vacation, ready])
+
+
+async def test_with_worktime_tracking_the_started_workday_decides_not_presence(
+    harness: Harness, worktime_tracking: None
+):
+    now = await harness.now()
+    (offline,) = await harness.operators(1, presence="offline")  # workday started
+    (on_vacation,) = await harness.operators(1, vacation_until=now + timedelta(days=1))
+    (paused,) = await harness.operators(1, workday="paused")
+    (ended,) = await harness.operators(1, workday="ended")
+    (ready,) = await harness.operators(1)
+    members = [offline, on_vacation, paused, ended, ready]
+    channel = await harness.line(members, distribution="all", check_availability=True)
+
+    dialog = await harness.client_writes(channel, "chat-1")
+
+    await harness.offered(dialog, [offline, ready])
+
+
+async def test_availability_checking_is_on_for_a_new_line(harness: Harness):
+    (offline,) = await harness.operators(1, presence="offline")
+    (online,) = await harness.operators(1)
+    channel = await harness.line([offline, online], distribution="strictly")
+
+    dialog = await harness.client_writes(channel, "chat-1")
+
+    await harness.offered(dialog, [online])  # strictly would offer the first member first
 
 
 async def test_evenly_with_availability_checking_skips_unavailable_operators(harness: Harness):
     now = await harness.now()
     (offline,) = await harness.operators(1, presence="offline")
     (on_vacation,) = await harness.operators(1, vacation_until=now + timedelta(hours=1))
-    (paused,) = await harness.operators(1, workday="paused")
     (ready,) = await harness.operators(1)
     channel = await harness.line(
-        [offline, on_vacation, paused, ready], distribution="evenly", check_availability=True
+        [offline, on_vacation, ready], distribution="evenly", check_availability=True
     )
     for chat in ("chat-1", "chat-2", "chat-3"):
         dialog = await harness.client_writes(channel, chat)
@@ -143,10 +179,10 @@ async def test_an_offer_to_an_operator_who_goes_on_vacation_moves_on_at_once(har
 
 
 async def test_an_offer_to_an_operator_who_ends_the_workday_waits_for_the_next_one(
-    harness: Harness,
+    harness: Harness, worktime_tracking: None
 ):
     (a,) = await harness.operators(1)
-    (b,) = await harness.operators(1, presence="offline")
+    (b,) = await harness.operators(1, workday="ended")
     channel = await harness.line([a, b], check_availability=True, handover_after=3600)
     dialog = await harness.client_writes(channel, "chat-1")
     await harness.offered(dialog, [a])
@@ -154,7 +190,7 @@ async def test_an_offer_to_an_operator_who_ends_the_workday_waits_for_the_next_o
     await harness.operator_changes(a, workday="ended")
     await harness.waiting(dialog)  # back in the queue, nobody to take it
 
-    await harness.operator_changes(b, presence="online")
+    await harness.operator_changes(b, workday="started")
     await harness.offered(dialog, [b])
 
 

@@ -182,20 +182,35 @@ async def test_a_client_message_stops_the_inactivity_close_until_the_next_reply(
     assert await harness.texts_received(replied.dialog_id) == [IDLE, CLOSE, REQUEST]
 
 
-async def test_inactivity_without_its_text_still_sends_the_close_text_and_request(
-    harness: Harness,
-):
+async def test_inactivity_without_its_text_closes_silently_at_once(harness: Harness):
+    """``inactivity.action: none`` is "close the dialog without any actions": no close text,
+    no rating request, no rating wait."""
     _, dialog, _, replied = await answered_dialog(
         harness, {"inactivity": {"after": 3600, "action": "none", "text": IDLE}}
     )
+    assert replied.operator_replied_at is not None
 
     await harness.sleep(3600)
 
-    closing = await harness.eventually(dialog, lambda s: s.status == "closing")
-    assert closing.close_reason == "inactivity"
-    assert await harness.texts_received(replied.dialog_id) == [CLOSE, REQUEST]
     result = await harness.result(dialog)
     assert (result.status, result.close_reason) == ("closed", "inactivity")
+    assert await harness.texts_received(replied.dialog_id) == []
+    row = await harness.dialog_row(result.dialog_id)
+    assert (row.status, row.close_reason, row.rating_requested_at) == ("closed", "inactivity", None)
+    assert on_time(row.closed_at, replied.operator_replied_at + timedelta(hours=1))
+
+
+async def test_an_operator_close_still_sends_its_texts_when_inactivity_is_silent(
+    harness: Harness,
+):
+    _, dialog, a, _ = await answered_dialog(
+        harness, {"inactivity": {"after": 3600, "action": "none", "text": IDLE}}
+    )
+
+    closing = await harness.close(dialog, a)
+
+    assert await harness.texts_received(closing.dialog_id) == [CLOSE, REQUEST]
+    assert (closing.status, closing.rating_wait) == ("closing", 600)
 
 
 async def test_a_pinned_dialog_is_not_closed_for_inactivity_but_7_days_after_its_last_message(

@@ -111,10 +111,10 @@ async def test_a_changed_inactivity_time_moves_the_running_timer(harness: Harnes
     moved = replied.operator_replied_at + timedelta(hours=1)
     await harness.eventually(dialog, lambda s: s.deadlines["inactivity"] == moved)
     await harness.sleep(3600)
-    closing = await harness.eventually(dialog, lambda s: s.status == "closing")
-    assert closing.close_reason == "inactivity"
-    assert on_time(closing.closing_since, moved)
-    assert await harness.texts_received(closing.dialog_id) == [CLOSE, REQUEST]
+    result = await harness.result(dialog)  # inactivity.action none: closed without a word
+    assert (result.status, result.close_reason) == ("closed", "inactivity")
+    assert on_time(result.closed_at, moved)
+    assert await harness.texts_received(result.dialog_id) == []
 
 
 async def test_a_deactivated_line_refuses_replies_but_still_queues_new_dialogs(

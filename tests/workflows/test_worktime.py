@@ -83,7 +83,7 @@ async def test_a_message_on_a_holiday_in_the_lines_zone_gets_the_off_hours_text_
 async def test_a_message_inside_working_hours_gets_no_off_hours_text(harness: Harness):
     zone, local = far_from_utc(await harness.now())
     settings = {"welcome": {"text": WELCOME}, "worktime": hours_around(zone, local)}
-    channel = await harness.line([], settings)
+    channel = await harness.line([], settings, check_availability=False)
 
     dialog = await harness.client_writes(channel, "chat-1")
 
@@ -149,7 +149,7 @@ async def test_an_operator_reply_outside_working_hours_does_not_repeat_the_off_h
 async def test_a_client_who_writes_again_after_working_hours_end_is_told(harness: Harness):
     zone, local = far_from_utc(await harness.now())
     settings = {"welcome": {"text": WELCOME}, "worktime": hours_around(zone, local)}
-    channel = await harness.line([], settings)
+    channel = await harness.line([], settings, check_availability=False)
     dialog = await harness.client_writes(channel, "chat-1")
     state = await harness.eventually(dialog, lambda s: s.greeted)
     await received(harness, state.dialog_id, [WELCOME])
@@ -209,8 +209,12 @@ async def test_off_hours_follow_the_wall_clock_across_a_daylight_saving_change(
     # ``after``: the same UTC time of day is inside one line's hours before the change and
     # inside the other's after it.
     welcome: dict[str, Any] = {"welcome": {"text": WELCOME}}
-    old_hour = await harness.line([], {**welcome, "worktime": the_hour_of(local_before)})
-    new_hour = await harness.line([], {**welcome, "worktime": the_hour_of(local_after)})
+    old_hour = await harness.line(
+        [], {**welcome, "worktime": the_hour_of(local_before)}, check_availability=False
+    )
+    new_hour = await harness.line(
+        [], {**welcome, "worktime": the_hour_of(local_after)}, check_availability=False
+    )
 
     await harness.sleep((before - await harness.now()).total_seconds())
     old_before = await harness.client_writes(old_hour, "chat-1")

@@ -1,0 +1,22 @@
+"""Channel types and their connectors: the one place that knows which types exist."""
+
+from channels import api, telegram, webhook
+from channels.contract import Connector
+
+CONNECTORS: dict[str, Connector] = {
+    c.type: c for c in (api.CONNECTOR, webhook.CONNECTOR, telegram.CONNECTOR)
+}
+# Known to the API but without a connector yet (refused at connection with 422).
+PLANNED = ("webchat",)
+TYPES = (*CONNECTORS, *PLANNED)
+
+
+def connector(channel_type: str) -> Connector:
+    """The connector of a channel type; KeyError for a type without one."""
+    return CONNECTORS[channel_type]
+
+
+def delivers(channel_type: str) -> bool:
+    """Messages to this channel's clients are sent by openlines (not read through the API)."""
+    found = CONNECTORS.get(channel_type)
+    return found is not None and found.send is not None
