@@ -9,10 +9,14 @@ Meanwhile, on a schedule: SIGKILL the worker twice (started again at once), SIGK
 (started again on its file after 5 s) and the API (started again at once), restart
 PostgreSQL in immediate mode, and hold the worker down for 20 s while an operator accepts a
 dialog. Dialogs offered before the first fault carry handover timers due after the last.
-Then, all parts up and settled, it checks (``bench.chaos_checks``), prints a table and exits
-1 if a check failed, 2 if it could not run. ``--short`` is the same with fewer messages and a
-tighter schedule (about 2 minutes; ``tests/test_chaos.py`` runs it); the full run takes about
-5. It restarts the whole PostgreSQL cluster: other users of that server see it go away.
+Part of the load goes, signed, through a ``webhook`` channel whose receiver the run serves
+itself (``bench.chaos_receiver``): one message a chat, so each starts a dialog whose welcome
+text is delivered to it across the faults (every 7th POST refused with a 503). Then, all
+parts up, the outbox drained and every message to a client sent, it checks
+(``bench.chaos_checks``), prints a table and exits 1 if a check failed, 2 if it could not
+run. ``--short`` is the same with fewer messages and a tighter schedule (about 2 minutes;
+``tests/test_chaos.py`` runs it); the full run takes about 5. It restarts the whole
+PostgreSQL cluster: other users of that server see it go away.
 """
 
 import argparse
@@ -34,6 +38,7 @@ import psycopg
 from bench import chaos_checks, chaos_report
 from bench.chaos_checks import Check, Db, Probe
 from bench.chaos_load import ActionAnswer, InboundLoad, StatusLog, act
+from bench.chaos_receiver import ChaosReceiver, serve_receiver
 from bench.chaos_report import FaultResult
 from bench.chaos_stack import ChaosSetupError, ChaosStack, Cluster, find_cluster, running
 from bench.client import Api, Line
@@ -86,6 +91,7 @@ class Plan:
     settle_s: float  # after the load: at most this long for everything to catch up
     postgres_url: str
     keep: bool
+    webhook_rate: float = 0.5  # messages a second on the webhook line, one a chat
     hold_s: float = 20.0
     temporal_down_s: float = 5.0  # its restart alone takes under a second: let it be missed
     probes: int = 3
@@ -109,6 +115,7 @@ class ChaosRun:
     api: Api
     db: Db
     say: Progress
+    receiver: ChaosReceiver
     statuses: StatusLog = field(default_factory=StatusLog)
     probes: list[Probe] = field(default_factory=list)
     faults: list[FaultResult] = field(default_factory=list)
@@ -117,11 +124,14 @@ class ChaosRun:
     action_before: dict[str, Any] = field(default_factory=dict)
     action_task: asyncio.Task[ActionAnswer] | None = None
 
-    async def setup(self) -> tuple[Line, Line, Line]:
-        """Operators, the load's line, the probes' and the action's; their dialogs offered."""
+    async def setup(self) -> tuple[Line, Line, Line, Line]:
+        """Operators, the load's lines (``api`` and ``webhook``), the probes' and the action's;
+        their dialogs offered."""
         self.statuses.attach(self.api)
         operators = await self.api.operators(OPERATORS)
         main = await self.api.line("chaos load", operators)
+        webhook = await self.api.webhook_line("chaos webhook", operators, self.receiver.url)
+        self.receiver.secret = webhook.secret
         timers = await self.api.line(
             "chaos timers",
             operators[:2],
@@ -140,7 +150,7 @@ class ChaosRun:
         filed = await self.api.inbound(action, "action", "m-0", "please accept")
         await self._offered(filed.dialog_id)
         self.action_dialog, self.action_operator = filed.dialog_id, operators[2]
-        return main, timers, action
+        return main, webhook, timers, action
 
     async def _offered(self, dialog_id: int) -> dict[str, Any]:
         deadline = time.monotonic() + OFFER_WAIT_S
@@ -189,30 +199,36 @@ class ChaosRun:
         await asyncio.sleep(max(0.0, began + self.plan.hold_s - time.monotonic()))
 
     async def run(self) -> tuple[list[Check], chaos_report.Numbers]:
-        main, timers, action = await self.setup()
-        line_ids = [main.id, timers.id, action.id]
+        main, webhook, timers, action = await self.setup()
+        line_ids = [main.id, webhook.id, timers.id, action.id]
         plan = self.plan
         load = InboundLoad(
             self.api, main, self.statuses, plan.rate, plan.duration_s, plan.chats,
             plan.attempt_timeout_s,
         )  # fmt: skip
+        hooked = InboundLoad(
+            self.api, webhook, self.statuses, plan.webhook_rate, plan.duration_s,
+            round(plan.webhook_rate * plan.duration_s), plan.attempt_timeout_s, prefix="hook",
+        )  # fmt: skip
         self.say(
-            f"load: {load.count} messages over {plan.chats} chats at {plan.rate:g}/s; "
-            f"probes due in {plan.probe_handover_s} s"
+            f"load: {load.count} messages over {plan.chats} chats at {plan.rate:g}/s, "
+            f"{hooked.count} signed on the webhook channel at {plan.webhook_rate:g}/s "
+            f"(a chat each); probes due in {plan.probe_handover_s} s"
         )
         started = time.monotonic() + 0.5
         async with in_background(chaos_checks.watch_probes(self.db, self.probes)):
-            sending = asyncio.create_task(load.run(started))
+            sending = asyncio.gather(load.run(started), hooked.run(started))
             faults_over = await self.inject(started)
             await sending
             self.say("load sent; waiting for every message to be taken")
             never_taken = await load.finish(plan.settle_s)
+            hooked_never_taken = await hooked.finish(plan.settle_s)
             answer = await self.action_task if self.action_task else None
             latest = max((p.deadline for p in self.probes), default=0.0)
             within = max(plan.settle_s, latest + plan.handover_lag_s - time.time() + 5)
-            self.say("settling: outbox, offers, handovers")
+            self.say("settling: outbox, deliveries, offers, handovers")
             settled_s = await chaos_checks.settle(
-                self.db, line_ids, self.probes, within, plan.handover_lag_s
+                self.db, line_ids, self.probes, within, plan.handover_lag_s, self.say
             )
         after = (await self.db.dialogs([self.action_dialog]))[self.action_dialog]
         checks = [
@@ -222,7 +238,14 @@ class ChaosRun:
                 never_taken == 0,
                 f"{load.count - never_taken} of {load.count}",
             ),
+            await chaos_checks.message_check(self.db, hooked, " (webhook)"),
+            Check(
+                "every signed message taken (2xx) in the end",
+                hooked_never_taken == 0,
+                f"{hooked.count - hooked_never_taken} of {hooked.count}",
+            ),
             *await chaos_checks.state_checks(self.db, line_ids),
+            *await chaos_checks.delivery_checks(self.db, webhook.channel_id, self.receiver),
             chaos_checks.probe_check(self.probes, faults_over, plan.handover_lag_s),
             *chaos_checks.action_checks(answer, self.action_before, after, plan.action_deadline_s),
             *chaos_checks.status_checks(self.statuses),
@@ -230,6 +253,8 @@ class ChaosRun:
         numbers = chaos_report.Numbers(
             load=load,
             statuses=self.statuses,
+            hooked=hooked,
+            receiver=self.receiver,
             faults=self.faults,
             action=answer,
             settled_s=settled_s,
@@ -245,10 +270,13 @@ async def run(plan: Plan, cluster: Cluster, say: Progress) -> int:
     try:
         async with postgres_database(plan.postgres_url, prefix="chaos") as database:
             say(f"starting Temporal, worker and API on PostgreSQL in {data_dir}")
-            async with running(data_dir, database, cluster) as stack:
+            async with (
+                serve_receiver() as receiver,
+                running(data_dir, database, cluster) as stack,
+            ):
                 api = Api(stack.api_url, stack.admin_key)
                 try:
-                    chaos = ChaosRun(plan, stack, api, Db(database.url), say)
+                    chaos = ChaosRun(plan, stack, api, Db(database.url), say, receiver)
                     checks, numbers = await chaos.run()
                 finally:
                     await api.aclose()

@@ -6,6 +6,7 @@ followed while it runs.
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bench.chaos_load import ActionAnswer, InboundLoad, StatusLog
+from bench.chaos_receiver import ChaosReceiver
 from bench.database import libpq_url
 
 POLL_S = 1.0
@@ -44,6 +46,22 @@ class Db:
         """Outbox rows not yet delivered to their workflow."""
         rows = await self.rows("SELECT count(*) AS n FROM outbox WHERE delivered_at IS NULL")
         return int(rows[0]["n"])
+
+    async def pending(self) -> int:
+        """Messages to clients still owed to their channel (``delivery_status`` pending)."""
+        rows = await self.rows(
+            "SELECT count(*) AS n FROM messages WHERE delivery_status = 'pending'"
+        )
+        return int(rows[0]["n"])
+
+    async def outbound(self, channel_id: int) -> list[dict[str, Any]]:
+        """Every message to the client (any author but the client) of the channel's chats."""
+        return await self.rows(
+            "SELECT m.id, m.author, m.delivery_status, m.delivery_error"
+            " FROM messages m JOIN chats c ON c.id = m.chat_id"
+            " WHERE c.channel_id = %s AND m.author <> 'client' ORDER BY m.id",
+            channel_id,
+        )
 
     async def unoffered(self, line_ids: list[int]) -> list[int]:
         """Open dialogs of the lines with neither an offer nor an owner."""
@@ -106,24 +124,45 @@ async def watch_probes(db: Db, probes: list[Probe]) -> None:
 
 
 async def settle(
-    db: Db, line_ids: list[int], probes: list[Probe], within_s: float, grace_s: float
+    db: Db,
+    line_ids: list[int],
+    probes: list[Probe],
+    within_s: float,
+    grace_s: float,
+    say: Callable[[str], None] | None = None,
 ) -> float:
-    """Wait until the outbox is drained, every dialog is offered and every probe moved (or
-    its deadline plus ``grace_s`` passed), at most ``within_s``; the seconds it took."""
+    """Wait until the outbox is drained, no message is left to send, every dialog is offered
+    and every probe moved (or its deadline plus ``grace_s`` passed), at most ``within_s``;
+    the seconds it took. ``say`` hears what is still awaited whenever that changes."""
     started = time.monotonic()
+    told = ""
     while time.monotonic() - started < within_s:
         try:
-            done = not await db.undelivered() and not await db.unoffered(line_ids)
+            undelivered, pending = await db.undelivered(), await db.pending()
+            unoffered = len(await db.unoffered(line_ids))
         except psycopg.OperationalError:
-            done = False
+            undelivered = pending = unoffered = -1
         late = time.time() - grace_s
-        if done and all(p.moved_at is not None or p.deadline < late for p in probes):
+        unmoved = sum(1 for p in probes if p.moved_at is None and p.deadline >= late)
+        waits = {
+            "outbox rows": undelivered,
+            "messages pending": pending,
+            "dialogs unoffered": unoffered,
+            "probes unmoved": unmoved,
+        }
+        if not any(waits.values()):
             break
+        awaited = ", ".join(
+            f"{n} {what}" if n >= 0 else f"? {what}" for what, n in waits.items() if n
+        )
+        if say is not None and awaited != told:
+            say(f"  awaiting {awaited}")
+            told = awaited
         await asyncio.sleep(POLL_S)
     return time.monotonic() - started
 
 
-async def message_check(db: Db, load: InboundLoad) -> Check:
+async def message_check(db: Db, load: InboundLoad, of: str = "") -> Check:
     """Every message that got a 2xx is stored once, with the ids it was answered with, in a
     dialog of its own chat; nothing was called a duplicate on its first try."""
     rows = await db.client_messages(load.line.channel_id)
@@ -154,7 +193,7 @@ async def message_check(db: Db, load: InboundLoad) -> Check:
         detail += f"; {extra} stored with no 2xx seen"
     if problems:
         detail += ": " + "; ".join(problems[:5])
-    return Check("every 2xx message stored once, in its chat", not problems, detail)
+    return Check(f"every 2xx message stored once, in its chat{of}", not problems, detail)
 
 
 async def state_checks(db: Db, line_ids: list[int]) -> list[Check]:
@@ -241,3 +280,48 @@ def status_checks(statuses: StatusLog) -> list[Check]:
             else f"{statuses.counts.get('503', 0)} seen, all well-formed",
         ),
     ]
+
+
+async def delivery_checks(db: Db, channel_id: int, receiver: ChaosReceiver) -> list[Check]:
+    """The webhook channel's messages to clients: every one ``sent`` (none ``pending`` or
+    ``failed``), the receiver took each (a 200) at least once, by ``X-Openlines-Delivery``,
+    and got nothing else; every request it got was signed with the channel's secret."""
+    rows = await db.outbound(channel_id)
+    statuses = Counter(str(row["delivery_status"]) for row in rows)
+    unsent = [row for row in rows if row["delivery_status"] != "sent"]
+    detail = f"{statuses['sent']} of {len(rows)} sent"
+    if unsent:
+        others = ", ".join(f"{name} x{n}" for name, n in sorted(statuses.items()) if name != "sent")
+        examples = "; ".join(
+            f"message {row['id']} {row['delivery_status']}: {row['delivery_error']}"
+            for row in unsent[:3]
+        )
+        detail += f"; {others}: {examples}"
+    elif not rows:
+        detail = "no message to a client at all: nothing was checked"
+    sent = Check("every message to a webhook client sent", bool(rows) and not unsent, detail)
+
+    ids = {int(row["id"]) for row in rows}
+    missing = sorted(ids - set(receiver.taken))
+    unknown = sorted(set(receiver.taken) - ids)
+    detail = (
+        f"{len(ids) - len(missing)} of {len(ids)} received; {receiver.requests} POSTs, "
+        f"{receiver.duplicates} again after a 200, {receiver.refused} answered 503"
+    )
+    if missing:
+        detail += f"; never received: {missing[:10]}"
+    if unknown:
+        detail += f"; not messages of the channel: {unknown[:10]}"
+    received = Check(
+        "receiver got every one (by delivery id)", bool(ids) and not missing and not unknown, detail
+    )
+
+    detail = f"{receiver.verified} of {receiver.requests} verified"
+    if receiver.bad:
+        detail += ": " + "; ".join(receiver.bad[:3])
+    signed = Check(
+        "every delivery signed with the channel secret",
+        receiver.requests > 0 and not receiver.bad,
+        detail,
+    )
+    return [sent, received, signed]

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from bench.chaos_checks import Check
 from bench.chaos_load import DROPPED, ActionAnswer, InboundLoad, StatusLog
+from bench.chaos_receiver import ChaosReceiver
 from bench.report import print_rows
 
 # A fault's window: from it until this long after the part was back (or the next fault).
@@ -29,6 +30,8 @@ class Numbers:
     faults: list[FaultResult]
     action: ActionAnswer | None
     settled_s: float
+    hooked: InboundLoad | None = None  # the signed load on the webhook channel
+    receiver: ChaosReceiver | None = None  # where that channel delivered
     elapsed_s: float = 0.0
 
 
@@ -41,10 +44,12 @@ def counted(counts: Counter[str]) -> str:
 def print_report(short: bool, checks: list[Check], numbers: Numbers) -> None:
     """The checks, the counts behind them and a row per fault, on stdout."""
     load = numbers.load
+    hooked = numbers.hooked
     kind = "SHORT run" if short else "full run"
+    signed = f" + {hooked.count} signed (webhook) at {hooked.rate:g}/s" if hooked else ""
     print(
         f"\nopenlines chaos run ({kind}): {load.count} messages over {load.chats} chats at "
-        f"{load.rate:g}/s, {len(numbers.faults)} faults, {numbers.elapsed_s:g} s\n"
+        f"{load.rate:g}/s{signed}, {len(numbers.faults)} faults, {numbers.elapsed_s:g} s\n"
     )
     print_rows(
         [
@@ -70,6 +75,19 @@ def print_report(short: bool, checks: list[Check], numbers: Numbers) -> None:
         + (f"{action.outcome} after {action.elapsed:.1f} s" if action else "not sent")
         + f"\nsettled {numbers.settled_s:.1f} s after the load\n"
     )
+    if hooked is not None:
+        signed_taken = len(hooked.taken)
+        print(
+            f"webhook channel, inbound: {hooked.count} sent signed, {signed_taken} taken; "
+            f"answers: {counted(Counter(attempt.outcome for attempt in hooked.attempts))}"
+        )
+    receiver = numbers.receiver
+    if receiver is not None:
+        print(
+            f"webhook channel, outbound: {len(receiver.taken)} messages taken by the receiver, "
+            f"{receiver.requests} POSTs ({receiver.refused} answered 503 on purpose, "
+            f"{receiver.duplicates} taken again, {len(receiver.bad)} not verified)\n"
+        )
     rows = [("fault", "at s", "back after s", "inbound answers from it until 2 s after")]
     for index, fault in enumerate(numbers.faults):
         end = fault.at + fault.down_s + WINDOW_AFTER_S

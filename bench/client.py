@@ -1,11 +1,15 @@
 """The benchmark's HTTP client: the admin's calls and a channel's inbound calls, through the
 real API exactly as a deployment would receive them."""
 
+import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+from channels.webhook.signing import signed_headers
 
 
 class ApiCallError(RuntimeError):
@@ -14,11 +18,13 @@ class ApiCallError(RuntimeError):
 
 @dataclass(frozen=True)
 class Line:
-    """A line made for one measurement, with its `api` channel."""
+    """A line made for one measurement, with its `api` channel (or, ``signed``, a `webhook`
+    channel: inbound calls are signed with the secret instead of bearing it)."""
 
     id: int
     channel_id: int
     secret: str
+    signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,23 @@ class Api:
         channel = await self.call("POST", f"/v1/lines/{line['id']}/channels", {"type": "api"})
         return Line(id=int(line["id"]), channel_id=int(channel["id"]), secret=channel["secret"])
 
+    async def webhook_line(
+        self, name: str, operator_ids: list[int], url: str, **settings: Any
+    ) -> Line:
+        """As ``line``, with a `webhook` channel delivering to ``url`` instead."""
+        queue = {
+            "members": [{"type": "operator", "id": i} for i in operator_ids],
+            "max_dialogs_per_operator": 0,
+            **settings.pop("queue", {}),
+        }
+        line = await self.call("POST", "/v1/lines", {"name": name, "queue": queue, **settings})
+        channel = await self.call(
+            "POST", f"/v1/lines/{line['id']}/channels", {"type": "webhook", "config": {"url": url}}
+        )
+        return Line(
+            id=int(line["id"]), channel_id=int(channel["id"]), secret=channel["secret"], signed=True
+        )
+
     async def inbound_response(
         self,
         line: Line,
@@ -86,12 +109,21 @@ class Api:
         time_limit: float | httpx.Timeout | None = None,
     ) -> httpx.Response:
         """A client message through the line's channel, whatever the answer (``time_limit``:
-        this request's own timeout instead of the client's)."""
+        this request's own timeout instead of the client's). A ``signed`` line's request is
+        signed now, as a webhook channel's sender signs it."""
+        payload = {"chat": {"external_id": chat}, "message": {"external_id": message, "text": text}}
+        timeout = httpx.USE_CLIENT_DEFAULT if time_limit is None else time_limit
+        url = f"/v1/channels/{line.channel_id}/messages"
+        if line.signed:
+            body = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/json"}
+            headers |= signed_headers(line.secret, body, datetime.now(UTC))
+            return await self.http.post(url, headers=headers, content=body, timeout=timeout)
         return await self.http.post(
-            f"/v1/channels/{line.channel_id}/messages",
+            url,
             headers={"Authorization": f"Bearer {line.secret}"},
-            json={"chat": {"external_id": chat}, "message": {"external_id": message, "text": text}},
-            timeout=httpx.USE_CLIENT_DEFAULT if time_limit is None else time_limit,
+            json=payload,
+            timeout=timeout,
         )
 
     async def inbound(self, line: Line, chat: str, message: str, text: str) -> Filed:

@@ -1,4 +1,5 @@
-"""Record workflow histories for the replay test: ``python -m tests.workflows.record_histories``.
+"""Record workflow histories for the replay test: ``python -m tests.workflows.record_histories
+[version] [scenario ...]`` (every scenario when none is named).
 
 Run it when a new workflow version lands, and keep the histories of every older version:
 the replay test then proves the current code still replays what running dialogs recorded.
@@ -17,9 +18,12 @@ import relay
 from core.db import create_engine, session_factory
 from core.migrate import upgrade_async
 from core.temporal_dev_server import add_search_attributes, find_binary
+from tests.channels.receiver import serve_receiver
 from tests.workflows.harness import Harness
 from tests.workflows.test_bots import bot_does, bot_line, bot_says, with_bot
 from worker import build_worker
+from workflows.channel_delivery import IDLE, KEEP_TRYING
+from workflows.channel_delivery import workflow_id as delivery_workflow_id
 from workflows.dialog import DialogWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -114,6 +118,27 @@ async def bot_dialog(h: Harness) -> str:
     return dialog.id
 
 
+async def delivery(h: Harness) -> str:
+    """A webhook channel's chat: the welcome goes after two 503s, the close text is refused
+    (410: failed), the rating request meets an outage that outlasts the retries (given up);
+    the run then ends idle."""
+    (ann,) = await h.operators(1)
+    line = await h.line([ann], {"rating_wait": 0}, handover_after=3600)
+    async with serve_receiver() as receiver:
+        receiver.answer(503, 503, 200, 410, *[503] * 100)
+        channel = await h.channel(line.line_id, "webhook", url=receiver.url)
+        dialog = await h.client_writes(channel, "delivery", "Hello")
+        await h.offered(dialog, [ann])
+        await h.sleep(10)
+        await h.accept(dialog, ann)
+        await h.close(dialog, ann)
+        await h.result(dialog)
+        await h.sleep(KEEP_TRYING.total_seconds() + IDLE.total_seconds() + 60)
+        handle = h.env.client.get_workflow_handle(delivery_workflow_id(int(dialog.id[5:])))
+        await handle.result()
+        return handle.id
+
+
 SCENARIOS: dict[str, Callable[[Harness], Awaitable[str]]] = {
     "typical": typical_dialog,
     "expired": expired_dialog,
@@ -121,15 +146,21 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[str]]] = {
     "crm-kpi": crm_and_kpi,
     "bot": bot_dialog,
 }
+# Histories of other workflows, by file name prefix.
+OTHER_SCENARIOS: dict[str, Callable[[Harness], Awaitable[str]]] = {"delivery": delivery}
 
 
-async def record(version: str) -> None:
+async def record(version: str, only: list[str]) -> None:
+    """Record every scenario, or those named in ``only``."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{folder}/openlines.db"
         await upgrade_async(url)
         engine = create_engine(url)
         sessions = session_factory(engine)
-        for name, scenario in SCENARIOS.items():
+        scenarios = [(f"dialog-{version}-{n}", s) for n, s in SCENARIOS.items()]
+        scenarios += [(f"{n}-{version}", s) for n, s in OTHER_SCENARIOS.items()]
+        chosen = [(n, s) for n, s in scenarios if not only or any(o in n for o in only)]
+        for name, scenario in chosen:
             async with await WorkflowEnvironment.start_time_skipping(
                 test_server_existing_path=find_binary("temporal-test-server"),
                 data_converter=pydantic_data_converter,
@@ -142,11 +173,11 @@ async def record(version: str) -> None:
                     history = await env.client.get_workflow_handle(workflow_id).fetch_history()
                     stop.set()
                     await relaying
-                path = HISTORIES / f"dialog-{version}-{name}.json"
+                path = HISTORIES / f"{name}.json"
                 path.write_text(history.to_json())
                 print(f"{path}: {len(history.events)} events")
         await engine.dispose()
 
 
 if __name__ == "__main__":
-    asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "v1"))
+    asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "v1", sys.argv[2:]))

@@ -11,9 +11,13 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.channel_delivery import ChannelDeliveryWorkflow
 from workflows.dialog import DialogWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("dialog-*.json"))
+FOLDER = Path(__file__).parent / "histories"
+# Each workflow's histories, by file name prefix.
+WORKFLOWS = {"dialog": DialogWorkflow, "delivery": ChannelDeliveryWorkflow}
+HISTORIES = sorted(p for prefix in WORKFLOWS for p in FOLDER.glob(f"{prefix}-*.json"))
 
 
 def test_there_are_histories_to_replay():
@@ -21,9 +25,12 @@ def test_there_are_histories_to_replay():
 
 
 @pytest.mark.parametrize(
-    "recorded", [p.read_text() for p in HISTORIES], ids=[p.stem for p in HISTORIES]
+    ("name", "recorded"),
+    [(p.stem, p.read_text()) for p in HISTORIES],
+    ids=[p.stem for p in HISTORIES],
 )
-async def test_stored_history_replays(recorded: str):
-    history = WorkflowHistory.from_json("chat", recorded)
-    replayer = Replayer(workflows=[DialogWorkflow], data_converter=pydantic_data_converter)
+async def test_stored_history_replays(name: str, recorded: str):
+    history = WorkflowHistory.from_json(name, recorded)
+    workflow = WORKFLOWS[name.split("-")[0]]
+    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
