@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -150,10 +149,9 @@ class DeliveryActivities:
             assert message is not None
             if message.delivery_status != "pending":
                 return
-            values: dict[str, object] = {"delivery_status": status, "delivery_error": error}
+            message.delivery_status, message.delivery_error = status, error
             if sent is not None:
-                values |= {"delivered_at": datetime.now(UTC), "external_id": sent.external_id}
-            await session.execute(update(Message).where(Message.id == message_id).values(**values))
+                message.delivered_at, message.external_id = datetime.now(UTC), sent.external_id
             if status == "pending":
                 return
             dialog = await session.get(Dialog, message.dialog_id)

@@ -119,8 +119,9 @@ async def create_channel(
             "type",
             f"channel type '{body.type}' is not available yet; use one of {list(AVAILABLE_TYPES)}",
         )
+    connector = registry.connector(body.type)
     try:
-        config = registry.connector(body.type).config_model.model_validate(body.config)
+        config = connector.config_model.model_validate(body.config)
     except ValidationError as error:
         raise validation_error(error.errors(), prefix=("config",)) from None
     existing = await _same_type_on(session, line_id, body.type)
@@ -130,7 +131,6 @@ async def create_channel(
     )
     if existing is not None:
         raise conflict
-    connector = registry.connector(body.type)
     if connector.connect is not None:
         await _not_connected_elsewhere(session, body.type, config.model_dump(mode="json"))
     channel = Channel(
@@ -252,8 +252,6 @@ async def delete_channel(
 async def rotate_secret(channel_id: int, session: Session, _: Admin) -> ChannelCreated:
     """A new secret; the old one keeps verifying for 24 h, so senders can switch over."""
     channel = await get_or_404(session, Channel, channel_id, "channel", lock=True)
-    if channel.deleted_at is not None:
-        raise ApiError(404, f"channel {channel_id} does not exist")
     channel.previous_secret = channel.secret
     channel.previous_secret_until = datetime.now(UTC) + ROTATION_GRACE
     channel.secret = secrets.token_urlsafe(32)
