@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from channels import registry
 from core import bots, outbound, routing
 from core.events.publish import record
 from core.line_settings import LineSettings, RatingTexts, TextRatingTexts
@@ -35,7 +36,7 @@ RATING_TOO_LATE = "Sorry, the time to rate this dialog is over."
 
 def rating_texts(dialog: Dialog, settings: LineSettings) -> RatingTexts | TextRatingTexts:
     """The web chat has like / dislike buttons; other channels answer ``1`` or ``0``."""
-    if dialog.channel_type == "webchat":
+    if registry.traits(dialog.channel_type).rates_by_buttons:
         return settings.rating.widget_texts
     return settings.rating.text_texts
 

@@ -118,6 +118,26 @@ SendConfig = Callable[[dict[str, Any], Settings], dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class Traits:
+    """What a channel type is like, where the rest of openlines must treat types apart."""
+
+    # The client rates with like / dislike buttons only (the web chat widget): its rating
+    # texts are the widget texts, and a "1" or "0" it sends is plain text, not a rating.
+    rates_by_buttons: bool = False
+    # A chat on it lets the line write to the client again later (a messenger); a web chat
+    # visitor who leaves the page is gone unless they left a phone or an email.
+    writes_back: bool = True
+    # Bitrix24's SOURCE_ID for leads from it (None: OTHER, with the type as description).
+    crm_source: str | None = None
+    # Clients' messages come through ``POST /v1/channels/{id}/messages`` (the inbound API
+    # body); other types have their own endpoint.
+    files_through_api: bool = False
+    # That endpoint's requests are signed (``X-Openlines-Signature``) rather than carrying
+    # the channel secret as a bearer token; the receiver may post delivery receipts.
+    signed: bool = False
+
+
+@dataclass(frozen=True)
 class Connector:
     """A channel type. ``send`` None: the stored message is the delivery (the ``api``
     channel's clients read the dialog's messages)."""
@@ -133,3 +153,4 @@ class Connector:
     disconnect: Disconnect | None = None
     health: Health | None = None
     send_config: SendConfig | None = None
+    traits: Traits = Traits()

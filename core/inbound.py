@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from channels import registry
 from core.events.publish import record
 from core.models import CLOSED_DIALOG_STATUSES, Channel, Chat, Dialog, Message, Outbox
 from workflows.models import RatingValue
@@ -70,7 +71,7 @@ def message_created(
 
 def rating_reply(channel_type: str, text: str) -> RatingValue | None:
     """A ``1`` (like) or ``0`` (dislike) is a rating reply on channels without buttons."""
-    if channel_type == "webchat":
+    if registry.traits(channel_type).rates_by_buttons:
         return None
     ratings: dict[str, RatingValue] = {"1": "like", "0": "dislike"}
     return ratings.get(text.strip())

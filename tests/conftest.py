@@ -26,6 +26,8 @@ from api.app import create_app
 from core.config import Settings
 from core.migrate import upgrade_async
 from core.models import Base
+from tests.channels.receiver import Receiver, serve_receiver
+from tests.channels.telegram_fake import FakeTelegram, serve_telegram
 
 ADMIN_KEY = "test-bootstrap-admin-key"
 POSTGRES_URL = os.environ.get(
@@ -138,6 +140,20 @@ def client_for(app: FastAPI, key: str | None) -> httpx.AsyncClient:
 async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app, ADMIN_KEY) as client:
         yield client
+
+
+@pytest.fixture
+async def telegram_fake() -> AsyncIterator[FakeTelegram]:
+    """A fake Bot API on a local port (``tests/channels/telegram_fake.py``)."""
+    async with serve_telegram() as running:
+        yield running
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook channel's receiver on a local port (``tests/channels/receiver.py``)."""
+    async with serve_receiver() as running:
+        yield running
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

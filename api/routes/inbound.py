@@ -1,20 +1,16 @@
 """Inbound client messages for ``api`` and ``webhook`` channels, and a webhook channel's
-delivery receipts.
+delivery receipts (each request proven by ``api.channel_auth``)."""
 
-An ``api`` channel's caller authenticates with the channel's secret as a bearer token; a
-``webhook`` channel's caller signs each request (``channels.webhook.signing``).
-"""
-
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from api.deps import DbId, Session, bearer_token, get_or_404, same_secret
+from api.channel_auth import prove_channel
+from api.deps import DbId, Session, get_or_404
 from api.errors import ApiError
-from channels.webhook.signing import BadSignature, verify
+from channels import registry
 from core.inbound import InboundMessage, file_client_message
 from core.models import Channel, Chat, Message
 
@@ -41,27 +37,10 @@ class ReceiptsApplied(BaseModel):
     updated: int
 
 
-def secrets_of(channel: Channel, now: datetime) -> list[str]:
-    """The secrets that verify now: the current one and, during its grace, the previous."""
-    until = channel.previous_secret_until
-    if channel.previous_secret and until is not None and until.replace(tzinfo=UTC) > now:
-        return [channel.secret, channel.previous_secret]
-    return [channel.secret]
-
-
 async def authenticated(request: Request, session: Session, channel_id: int) -> Channel:
     """The channel, if the request proves it comes from its side (401 otherwise)."""
     channel = await get_or_404(session, Channel, channel_id, "channel")
-    if channel.type == "webhook":
-        now = datetime.now(UTC)
-        try:
-            verify(request.headers, await request.body(), secrets_of(channel, now), now)
-        except BadSignature as error:
-            raise ApiError(401, f"bad signature: {error.reason}") from None
-        return channel
-    given = bearer_token(request, "channel secret")
-    if not any(same_secret(given, s) for s in secrets_of(channel, datetime.now(UTC))):
-        raise ApiError(401, "wrong channel secret", headers={"WWW-Authenticate": "Bearer"})
+    await prove_channel(request, channel)
     return channel
 
 
@@ -76,7 +55,7 @@ async def receive_message(
     the same ``message.external_id`` in the same chat again is answered with the first
     copy's ids and ``duplicate: true``."""
     channel = await authenticated(request, session, channel_id)
-    if channel.type not in ("api", "webhook"):
+    if not registry.traits(channel.type).files_through_api:
         raise ApiError(
             409, f"channel {channel_id} is a '{channel.type}' channel: it has its own endpoint"
         )
@@ -92,8 +71,10 @@ async def receive_receipts(
     """A webhook channel's receiver says messages reached the client, or were read; a
     message only moves forward, and only messages of this channel's chats move."""
     channel = await authenticated(request, session, channel_id)
-    if channel.type != "webhook":
-        raise ApiError(409, f"channel {channel_id} is a '{channel.type}' channel, not 'webhook'")
+    if not registry.traits(channel.type).signed:
+        raise ApiError(
+            409, f"channel {channel_id} is a '{channel.type}' channel: receipts are for 'webhook'"
+        )
     of_this_channel = select(Chat.id).where(Chat.channel_id == channel.id)
     result = await session.execute(
         update(Message)

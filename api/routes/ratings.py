@@ -11,16 +11,15 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+from api.channel_auth import prove_channel
 from api.deps import (
     AppSettings,
     NoNul,
     Principal,
     Session,
     Temporal,
-    bearer_token,
     get_or_404,
     require,
-    same_secret,
 )
 from api.errors import ApiError
 from api.routes.dialog_actions import expiry, not_applied, run_update
@@ -57,7 +56,7 @@ async def rate_by_client(
     client: Temporal,
     settings: AppSettings,
 ) -> DialogOut:
-    """The client's like or dislike, authenticated by the dialog's channel secret.
+    """The client's like or dislike, proven as the dialog's channel proves its requests.
 
     While the dialog is closing its workflow records it; after the close (``rating_wait``
     over) a short run records it on the closed dialog. 409 when no rating is awaited or the
@@ -68,8 +67,7 @@ async def rate_by_client(
         select(Channel).join(Chat, Chat.channel_id == Channel.id).where(Chat.id == dialog.chat_id)
     )
     assert channel is not None
-    if not same_secret(bearer_token(request, "channel secret"), channel.secret):
-        raise ApiError(401, "wrong channel secret", headers={"WWW-Authenticate": "Bearer"})
+    await prove_channel(request, channel)
     await session.commit()  # the workflow's activities need the database
     rating = ClientRating(dialog_id=dialog.id, value=body.value)
     if dialog.status == "closing":

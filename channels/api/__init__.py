@@ -3,7 +3,7 @@ so a stored message is its own delivery."""
 
 from pydantic import BaseModel, ConfigDict
 
-from channels.contract import Connector
+from channels.contract import Connector, Traits
 
 
 class ApiConfig(BaseModel):
@@ -12,4 +12,4 @@ class ApiConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-CONNECTOR = Connector(type="api", config_model=ApiConfig)
+CONNECTOR = Connector(type="api", config_model=ApiConfig, traits=Traits(files_through_api=True))

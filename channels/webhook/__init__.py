@@ -12,10 +12,15 @@ endpoint still accepts the old one for 24 h), so a receiver should accept both s
 until it has switched over.
 """
 
-from channels.contract import Connector
+from channels.contract import Connector, Traits
 from channels.webhook.schemas import WebhookConfig
 
 # Not imported as ``send``: that name would hide the ``channels.webhook.send`` module.
 from channels.webhook.send import send as send_message
 
-CONNECTOR = Connector(type="webhook", config_model=WebhookConfig, send=send_message)
+CONNECTOR = Connector(
+    type="webhook",
+    config_model=WebhookConfig,
+    send=send_message,
+    traits=Traits(files_through_api=True, signed=True),
+)

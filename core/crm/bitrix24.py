@@ -30,6 +30,7 @@ from typing import Any, get_args
 
 import httpx
 
+from channels import registry
 from core.crm.backends import EntityType, LeadDraft, Match
 
 ORIGINATOR_ID = "openlines"
@@ -46,7 +47,6 @@ STANDARD_SOURCES = {
     "CALLBACK",
     "OTHER",
 }
-CHANNEL_SOURCES = {"webchat": "WEB", "email": "EMAIL"}
 # crm.duplicate.findbycomm takes at most 20 values a call.
 FIND_BATCH = 20
 
@@ -122,10 +122,11 @@ class Bitrix24Crm:
         if existing is not None:
             return existing
         source = draft.source.upper()
-        source_id = source if source in STANDARD_SOURCES else CHANNEL_SOURCES.get(draft.source)
+        if source not in STANDARD_SOURCES:
+            source = registry.traits(draft.source).crm_source or "OTHER"
         fields: dict[str, Any] = {
             "TITLE": draft.title,
-            "SOURCE_ID": source_id or "OTHER",
+            "SOURCE_ID": source,
             "SOURCE_DESCRIPTION": f"{draft.source}; {draft.description}".strip("; "),
             "ORIGINATOR_ID": ORIGINATOR_ID,
             "ORIGIN_ID": draft.origin_id,

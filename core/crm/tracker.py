@@ -27,9 +27,10 @@ they change, so concurrent merges of the same contacts queue up; a deadlock amon
 orders is broken by PostgreSQL and retried the same way.
 """
 
-from sqlalchemy import exists, select, tuple_, update
+from sqlalchemy import Exists, exists, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels import registry
 from core.crm import leads
 from core.crm.identities import channel_identity, find_contacts, normalise_email, normalise_phone
 from core.crm.models import Contact, ContactIdentity, Lead
@@ -125,15 +126,9 @@ async def merge(session: AsyncSession, kept: Contact, other: Contact) -> None:
 async def reachable(session: AsyncSession, dialog: Dialog, contact: Contact) -> bool:
     """The client can be written back to: a messenger chat (any channel but the web chat), or
     a phone or email on the contact."""
-    if dialog.channel_type != "webchat":
+    if registry.traits(dialog.channel_type).writes_back:
         return True
-    phone_or_email = exists().where(
-        ContactIdentity.contact_id == contact.id, ContactIdentity.kind.in_(("phone", "email"))
-    )
-    messenger = exists().where(
-        Chat.contact_id == contact.id, Chat.channel_id == Channel.id, Channel.type != "webchat"
-    )
-    return bool(await session.scalar(select(phone_or_email | messenger)))
+    return bool(await session.scalar(select(_phone_or_email(contact) | _messenger_chat(contact))))
 
 
 async def is_known(session: AsyncSession, dialog: Dialog, contact: Contact) -> bool:
@@ -147,13 +142,25 @@ async def is_known(session: AsyncSession, dialog: Dialog, contact: Contact) -> b
     if contact.responsible_id is not None and await reachable(session, dialog, contact):
         return True
     lead = exists().where(Lead.contact_id == contact.id)
-    phone_or_email = exists().where(
+    return bool(
+        await session.scalar(select(lead | _phone_or_email(contact) | _messenger_chat(contact)))
+    )
+
+
+def _phone_or_email(contact: Contact) -> Exists:
+    return exists().where(
         ContactIdentity.contact_id == contact.id, ContactIdentity.kind.in_(("phone", "email"))
     )
-    messenger = exists().where(
-        Chat.contact_id == contact.id, Chat.channel_id == Channel.id, Channel.type != "webchat"
+
+
+def _messenger_chat(contact: Contact) -> Exists:
+    """The contact has a chat on a channel that writes back (any but the web chat)."""
+    visitor_types = [t for t in registry.TYPES if not registry.traits(t).writes_back]
+    return exists().where(
+        Chat.contact_id == contact.id,
+        Chat.channel_id == Channel.id,
+        Channel.type.not_in(visitor_types),
     )
-    return bool(await session.scalar(select(lead | phone_or_email | messenger)))
 
 
 def _tracked(dialog: Dialog) -> Tracked:

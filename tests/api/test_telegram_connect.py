@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from core.models import Channel, Chat, Message
-from tests.channels.telegram_fake import TOKEN, FakeTelegram, recorded_update, serve_telegram
+from tests.channels.telegram_fake import TOKEN, FakeTelegram, recorded_update
 from tests.conftest import ADMIN_KEY, client_for
 
 PUBLIC_URL = "https://ol.example.com"
@@ -20,14 +20,8 @@ OTHER_TOKEN = "7012345678:AAWrongTokenWrongTokenWrong123"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with serve_telegram() as running:
-        yield running
-
-
-@pytest.fixture
-async def tg_app(make_app: Callable[..., Any], fake: FakeTelegram) -> FastAPI:
-    app: FastAPI = await make_app(telegram_api_url=fake.url, public_url=PUBLIC_URL)
+async def tg_app(make_app: Callable[..., Any], telegram_fake: FakeTelegram) -> FastAPI:
+    app: FastAPI = await make_app(telegram_api_url=telegram_fake.url, public_url=PUBLIC_URL)
     return app
 
 
@@ -64,7 +58,7 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 async def test_connecting_checks_the_token_sets_the_webhook_and_never_shows_the_token(
-    tg_app: FastAPI, tg_admin: httpx.AsyncClient, fake: FakeTelegram
+    tg_app: FastAPI, tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram
 ) -> None:
     line_id = await new_line(tg_admin)
 
@@ -72,8 +66,8 @@ async def test_connecting_checks_the_token_sets_the_webhook_and_never_shows_the_
 
     assert created.status_code == 201, created.text
     channel_id = created.json()["id"]
-    assert [c.method for c in fake.calls] == ["getMe", "setWebhook"]
-    webhook = fake.calls_of("setWebhook")[0].params
+    assert [c.method for c in telegram_fake.calls] == ["getMe", "setWebhook"]
+    webhook = telegram_fake.calls_of("setWebhook")[0].params
     assert webhook["url"] == f"{PUBLIC_URL}/v1/channels/{channel_id}/telegram"
     assert len(webhook["secret_token"]) >= 32
     assert webhook["allowed_updates"] == ["message", "edited_message", "callback_query"]
@@ -93,7 +87,7 @@ async def test_connecting_checks_the_token_sets_the_webhook_and_never_shows_the_
 
 
 async def test_a_refused_token_is_422_naming_it_and_saves_nothing(
-    tg_app: FastAPI, tg_admin: httpx.AsyncClient, fake: FakeTelegram
+    tg_app: FastAPI, tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram
 ) -> None:
     line_id = await new_line(tg_admin)
 
@@ -103,16 +97,16 @@ async def test_a_refused_token_is_422_naming_it_and_saves_nothing(
     assert [e["field"] for e in refused["errors"]] == ["config.bot_token"]
     assert [e["field"] for e in malformed["errors"]] == ["config.bot_token"]
     assert "AAWrongToken" not in str(refused) and "not-a-token" not in str(malformed)
-    assert fake.calls_of("setWebhook") == []
+    assert telegram_fake.calls_of("setWebhook") == []
     assert await channel_count(tg_app) == 0
 
 
 @pytest.mark.parametrize("method", ["getMe", "setWebhook"])
 async def test_telegram_failing_at_connection_is_503_and_saves_nothing(
-    tg_app: FastAPI, tg_admin: httpx.AsyncClient, fake: FakeTelegram, method: str
+    tg_app: FastAPI, tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram, method: str
 ) -> None:
     line_id = await new_line(tg_admin)
-    fake.fail_next(method, 500)
+    telegram_fake.fail_next(method, 500)
 
     answer = await connect(tg_admin, line_id)
 
@@ -125,7 +119,7 @@ async def test_telegram_failing_at_connection_is_503_and_saves_nothing(
 
 
 async def test_telegram_not_answering_at_connection_is_503(
-    make_app: Callable[..., Any], fake: FakeTelegram
+    make_app: Callable[..., Any], telegram_fake: FakeTelegram
 ) -> None:
     app = await make_app(telegram_api_url="http://127.0.0.1:9", public_url=PUBLIC_URL)
     async with client_for(app, ADMIN_KEY) as admin:
@@ -136,7 +130,7 @@ async def test_telegram_not_answering_at_connection_is_503(
 
 
 async def test_the_same_bot_on_a_second_line_is_409(
-    tg_admin: httpx.AsyncClient, fake: FakeTelegram
+    tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram
 ) -> None:
     first = await connect(tg_admin, await new_line(tg_admin))
     assert first.status_code == 201, first.text
@@ -144,18 +138,18 @@ async def test_the_same_bot_on_a_second_line_is_409(
     second = problem(await connect(tg_admin, await new_line(tg_admin)), 409)
 
     assert [e["field"] for e in second["errors"]] == ["config.bot_token"]
-    assert len(fake.calls_of("setWebhook")) == 1
+    assert len(telegram_fake.calls_of("setWebhook")) == 1
 
 
 async def test_health_shows_the_webhooks_state_or_why_it_cannot(
-    tg_admin: httpx.AsyncClient, fake: FakeTelegram
+    tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram
 ) -> None:
     channel_id = (await connect(tg_admin, await new_line(tg_admin))).json()["id"]
-    fake.pending_update_count = 3
-    fake.last_error_message = "Connection timed out"
+    telegram_fake.pending_update_count = 3
+    telegram_fake.last_error_message = "Connection timed out"
 
     healthy = (await tg_admin.get(f"/v1/channels/{channel_id}")).json()
-    fake.fail_next("getWebhookInfo", 502)
+    telegram_fake.fail_next("getWebhookInfo", 502)
     unreachable = await tg_admin.get(f"/v1/channels/{channel_id}")
 
     assert healthy["health"]["pending_update_count"] == 3
@@ -181,16 +175,16 @@ async def test_other_channel_types_read_without_health(tg_admin: httpx.AsyncClie
 
 
 async def test_delete_removes_the_webhook_and_a_failure_there_still_deletes(
-    tg_admin: httpx.AsyncClient, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+    tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = (await connect(tg_admin, await new_line(tg_admin))).json()["id"]
 
     deleted = await tg_admin.delete(f"/v1/channels/{first}")
 
     assert deleted.status_code == 204, deleted.text
-    assert len(fake.calls_of("deleteWebhook")) == 1 and fake.webhook is None
+    assert len(telegram_fake.calls_of("deleteWebhook")) == 1 and telegram_fake.webhook is None
     second = (await connect(tg_admin, await new_line(tg_admin))).json()["id"]
-    fake.fail_next("deleteWebhook", 500)
+    telegram_fake.fail_next("deleteWebhook", 500)
     with caplog.at_level(logging.DEBUG):
         failed = await tg_admin.delete(f"/v1/channels/{second}")
     assert failed.status_code == 204, failed.text
@@ -200,15 +194,15 @@ async def test_delete_removes_the_webhook_and_a_failure_there_still_deletes(
 
 
 async def test_the_webhook_refuses_a_wrong_secret_and_a_malformed_body(
-    tg_app: FastAPI, tg_admin: httpx.AsyncClient, fake: FakeTelegram
+    tg_app: FastAPI, tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram
 ) -> None:
     channel_id = (await connect(tg_admin, await new_line(tg_admin))).json()["id"]
     update = recorded_update("private_text")
     async with client_for(tg_app, None) as telegram:
-        wrong = await fake.deliver(update, http=telegram, secret="not-the-secret")
-        assert fake.webhook is not None
-        fake.webhook.secret_token, secret = None, fake.webhook.secret_token
-        missing = await fake.deliver(update, http=telegram)
+        wrong = await telegram_fake.deliver(update, http=telegram, secret="not-the-secret")
+        assert telegram_fake.webhook is not None
+        telegram_fake.webhook.secret_token, secret = None, telegram_fake.webhook.secret_token
+        missing = await telegram_fake.deliver(update, http=telegram)
         malformed = await telegram.post(
             f"/v1/channels/{channel_id}/telegram",
             json={"message": {"text": "no update id"}},
@@ -224,12 +218,12 @@ async def test_the_webhook_refuses_a_wrong_secret_and_a_malformed_body(
 
 
 async def test_group_messages_and_unknown_edits_are_200_and_store_nothing(
-    tg_app: FastAPI, tg_admin: httpx.AsyncClient, fake: FakeTelegram
+    tg_app: FastAPI, tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram
 ) -> None:
     await connect(tg_admin, await new_line(tg_admin))
     async with client_for(tg_app, None) as telegram:
         answers = [
-            await fake.deliver(recorded_update(name), http=telegram)
+            await telegram_fake.deliver(recorded_update(name), http=telegram)
             for name in ("group_message", "edited_message", "sticker")
         ]
 

@@ -14,15 +14,9 @@ from channels.contract import DeliveryError, Outgoing, Sender, Target
 from channels.telegram import bot_api
 from channels.telegram.bot_api import BotApi, BotApiError, InvalidBotToken
 from channels.telegram.send import send
-from tests.channels.telegram_fake import BOT_ID, BOT_USERNAME, TOKEN, FakeTelegram, serve_telegram
+from tests.channels.telegram_fake import BOT_ID, BOT_USERNAME, TOKEN, FakeTelegram
 
 OTHER_TOKEN = "7012345678:AAWrongTokenWrongTokenWrong123"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with serve_telegram() as running:
-        yield running
 
 
 @pytest.fixture
@@ -32,8 +26,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def api(fake: FakeTelegram, http: httpx.AsyncClient) -> BotApi:
-    return BotApi(TOKEN, http, fake.url)
+def api(telegram_fake: FakeTelegram, http: httpx.AsyncClient) -> BotApi:
+    return BotApi(TOKEN, http, telegram_fake.url)
 
 
 def closed_port_url() -> str:
@@ -75,24 +69,28 @@ def outgoing(**fields: object) -> Outgoing:
     return Outgoing.model_validate({**defaults, **fields})
 
 
-def target(fake: FakeTelegram, token: str = TOKEN) -> Target:
-    return Target(channel_id=3, config={"bot_token": token, "api_url": fake.url}, secret="s")
+def target(telegram_fake: FakeTelegram, token: str = TOKEN) -> Target:
+    return Target(
+        channel_id=3, config={"bot_token": token, "api_url": telegram_fake.url}, secret="s"
+    )
 
 
 # The client, method by method.
 
 
-async def test_get_me_answers_the_bot(fake, api):
+async def test_get_me_answers_the_bot(telegram_fake, api):
     bot = await api.get_me()
 
     assert (bot.id, bot.username, bot.is_bot) == (BOT_ID, BOT_USERNAME, True)
-    assert [(c.method, c.token) for c in fake.calls] == [("getMe", TOKEN)]
+    assert [(c.method, c.token) for c in telegram_fake.calls] == [("getMe", TOKEN)]
 
 
 @pytest.mark.parametrize(("token", "status"), [(OTHER_TOKEN, 401), ("12:short", 404)])
-async def test_a_refused_token_is_an_invalid_bot_token_naming_the_field(fake, http, token, status):
+async def test_a_refused_token_is_an_invalid_bot_token_naming_the_field(
+    telegram_fake, http, token, status
+):
     with pytest.raises(InvalidBotToken) as caught:
-        await BotApi(token, http, fake.url).get_me()
+        await BotApi(token, http, telegram_fake.url).get_me()
 
     assert caught.value.status == status
     assert caught.value.field == "config.bot_token"
@@ -100,14 +98,14 @@ async def test_a_refused_token_is_an_invalid_bot_token_naming_the_field(fake, ht
     assert_no_token(caught.value, token)
 
 
-async def test_webhook_is_set_described_and_deleted(fake, api):
+async def test_webhook_is_set_described_and_deleted(telegram_fake, api):
     url = "https://openlines.example.com/v1/channels/3/telegram"
     await api.set_webhook(url, "s3cret_-X", ["message", "edited_message", "callback_query"])
 
-    assert fake.webhook is not None
-    assert (fake.webhook.url, fake.webhook.secret_token) == (url, "s3cret_-X")
-    assert fake.webhook.allowed_updates == ["message", "edited_message", "callback_query"]
-    fake.pending_update_count, fake.last_error_message = 4, "Connection refused"
+    assert telegram_fake.webhook is not None
+    assert (telegram_fake.webhook.url, telegram_fake.webhook.secret_token) == (url, "s3cret_-X")
+    assert telegram_fake.webhook.allowed_updates == ["message", "edited_message", "callback_query"]
+    telegram_fake.pending_update_count, telegram_fake.last_error_message = 4, "Connection refused"
     info = await api.get_webhook_info()
     assert (info.url, info.pending_update_count) == (url, 4)
     assert info.last_error_message == "Connection refused"
@@ -115,12 +113,12 @@ async def test_webhook_is_set_described_and_deleted(fake, api):
 
     await api.delete_webhook()
 
-    assert fake.webhook is None
+    assert telegram_fake.webhook is None
     assert (await api.get_webhook_info()).url == ""
 
 
-async def test_a_refused_webhook_is_a_bot_api_error_not_a_token_error(fake, api):
-    fake.require_https = True
+async def test_a_refused_webhook_is_a_bot_api_error_not_a_token_error(telegram_fake, api):
+    telegram_fake.require_https = True
 
     with pytest.raises(BotApiError) as caught:
         await api.set_webhook("http://plain.example.com/hook", "secret", ["message"])
@@ -130,41 +128,41 @@ async def test_a_refused_webhook_is_a_bot_api_error_not_a_token_error(fake, api)
     assert "HTTPS URL must be provided" in caught.value.description
 
 
-async def test_send_message_answers_the_message_id(fake, api):
+async def test_send_message_answers_the_message_id(telegram_fake, api):
     markup = {"inline_keyboard": [[{"text": "ok", "callback_data": "x"}]]}
 
     first = await api.send_message(48213579, "<b>Hi</b> there")
     second = await api.send_message("48213579", "plain", parse_mode=None, reply_markup=markup)
 
     assert second == first + 1
-    assert [m["message_id"] for m in fake.sent] == [first, second]
-    assert fake.sent[0]["text"] == "Hi there"
-    params = fake.calls_of("sendMessage")[1].params
+    assert [m["message_id"] for m in telegram_fake.sent] == [first, second]
+    assert telegram_fake.sent[0]["text"] == "Hi there"
+    params = telegram_fake.calls_of("sendMessage")[1].params
     assert params == {"chat_id": "48213579", "text": "plain", "reply_markup": markup}
-    assert fake.calls_of("sendMessage")[0].params["parse_mode"] == "HTML"
+    assert telegram_fake.calls_of("sendMessage")[0].params["parse_mode"] == "HTML"
 
 
-async def test_unescaped_html_is_refused_as_telegram_does(fake, api):
+async def test_unescaped_html_is_refused_as_telegram_does(telegram_fake, api):
     for text in ("1 < 2", "R&D", "<script>x</script>", "<b>open"):
         with pytest.raises(BotApiError) as caught:
             await api.send_message(1, text)
         assert caught.value.status == 400
         assert "can't parse entities" in caught.value.description
-    assert fake.sent == []
+    assert telegram_fake.sent == []
 
 
-async def test_answer_callback_query_with_and_without_text(fake, api):
+async def test_answer_callback_query_with_and_without_text(telegram_fake, api):
     await api.answer_callback_query("2070938127361029376")
     await api.answer_callback_query("2070938127361029377", text="Thank you!")
 
-    assert [c.params for c in fake.calls_of("answerCallbackQuery")] == [
+    assert [c.params for c in telegram_fake.calls_of("answerCallbackQuery")] == [
         {"callback_query_id": "2070938127361029376"},
         {"callback_query_id": "2070938127361029377", "text": "Thank you!"},
     ]
 
 
-async def test_get_file_answers_the_file_path(fake, api):
-    path = fake.add_file("BQACAgIAAxkBAAIBE2d7doc", b"%PDF-1.7", "documents/file_7.pdf")
+async def test_get_file_answers_the_file_path(telegram_fake, api):
+    path = telegram_fake.add_file("BQACAgIAAxkBAAIBE2d7doc", b"%PDF-1.7", "documents/file_7.pdf")
 
     assert await api.get_file("BQACAgIAAxkBAAIBE2d7doc") == path == "documents/file_7.pdf"
     with pytest.raises(BotApiError) as caught:
@@ -175,8 +173,8 @@ async def test_get_file_answers_the_file_path(fake, api):
 # Errors: mapped, and never holding the token.
 
 
-async def test_too_many_requests_carries_retry_after(fake, api):
-    fake.fail_next("sendMessage", 429, retry_after=7)
+async def test_too_many_requests_carries_retry_after(telegram_fake, api):
+    telegram_fake.fail_next("sendMessage", 429, retry_after=7)
 
     with pytest.raises(BotApiError) as caught:
         await api.send_message(1, "hi")
@@ -186,8 +184,8 @@ async def test_too_many_requests_carries_retry_after(fake, api):
 
 
 @pytest.mark.parametrize("plain", [False, True])
-async def test_a_server_error_holds_no_token(fake, api, plain):
-    fake.fail_next(
+async def test_a_server_error_holds_no_token(telegram_fake, api, plain):
+    telegram_fake.fail_next(
         "getMe", 500 if not plain else 502, "Bad Gateway" if plain else None, plain=plain
     )
 
@@ -211,9 +209,9 @@ async def test_a_connection_error_holds_no_token(http):
     assert_no_token(caught.value)
 
 
-async def test_a_timeout_holds_no_token(fake, api, monkeypatch):
+async def test_a_timeout_holds_no_token(telegram_fake, api, monkeypatch):
     monkeypatch.setattr(bot_api, "REQUEST_TIMEOUT_S", 0.2)
-    fake.stall["getMe"] = 1.0
+    telegram_fake.stall["getMe"] = 1.0
 
     with pytest.raises(BotApiError) as caught:
         await api.get_me()
@@ -223,8 +221,8 @@ async def test_a_timeout_holds_no_token(fake, api, monkeypatch):
     assert_no_token(caught.value)
 
 
-async def test_a_description_echoing_the_token_is_scrubbed(fake, api):
-    fake.fail_next("getMe", 400, f"Bad Request: bot{TOKEN} is odd")
+async def test_a_description_echoing_the_token_is_scrubbed(telegram_fake, api):
+    telegram_fake.fail_next("getMe", 400, f"Bad Request: bot{TOKEN} is odd")
 
     with pytest.raises(BotApiError) as caught:
         await api.get_me()
@@ -233,7 +231,7 @@ async def test_a_description_echoing_the_token_is_scrubbed(fake, api):
     assert_no_token(caught.value)
 
 
-async def test_httpx_request_logs_hold_no_token(fake, api, caplog):
+async def test_httpx_request_logs_hold_no_token(telegram_fake, api, caplog):
     caplog.set_level(logging.INFO, logger="httpx")
 
     await api.get_me()
@@ -266,73 +264,73 @@ def test_the_connector_hides_its_secrets():
     assert connector.hidden_config == {"bot_token", "webhook_secret"}
 
 
-async def test_connect_checks_the_token_then_sets_the_webhook(fake, http):
+async def test_connect_checks_the_token_then_sets_the_webhook(telegram_fake, http):
     config = telegram.TelegramConfig(bot_token=TOKEN)
 
-    stored = await telegram.connect(config, 3, "https://ol.example.com/", http, fake.url)
+    stored = await telegram.connect(config, 3, "https://ol.example.com/", http, telegram_fake.url)
 
-    assert [c.method for c in fake.calls] == ["getMe", "setWebhook"]
-    assert fake.webhook is not None
-    assert fake.webhook.url == "https://ol.example.com/v1/channels/3/telegram"
-    assert fake.webhook.secret_token == stored["webhook_secret"]
+    assert [c.method for c in telegram_fake.calls] == ["getMe", "setWebhook"]
+    assert telegram_fake.webhook is not None
+    assert telegram_fake.webhook.url == "https://ol.example.com/v1/channels/3/telegram"
+    assert telegram_fake.webhook.secret_token == stored["webhook_secret"]
     assert len(stored["webhook_secret"]) >= 32
-    assert fake.webhook.allowed_updates == ["message", "edited_message", "callback_query"]
+    assert telegram_fake.webhook.allowed_updates == ["message", "edited_message", "callback_query"]
     assert stored == {
         "bot_token": TOKEN,
-        "webhook_secret": fake.webhook.secret_token,
+        "webhook_secret": telegram_fake.webhook.secret_token,
         "bot_username": BOT_USERNAME,
     }
-    again = await telegram.connect(config, 3, "https://ol.example.com", http, fake.url)
+    again = await telegram.connect(config, 3, "https://ol.example.com", http, telegram_fake.url)
     assert again["webhook_secret"] != stored["webhook_secret"]
 
-    assert (await telegram.health(stored, http, fake.url)).pending_update_count == 0
-    await telegram.disconnect(stored, http, fake.url)
-    assert fake.webhook is None
+    assert (await telegram.health(stored, http, telegram_fake.url)).pending_update_count == 0
+    await telegram.disconnect(stored, http, telegram_fake.url)
+    assert telegram_fake.webhook is None
 
 
-async def test_connect_with_a_refused_token_sets_no_webhook(fake, http):
+async def test_connect_with_a_refused_token_sets_no_webhook(telegram_fake, http):
     config = telegram.TelegramConfig(bot_token=OTHER_TOKEN)
 
     with pytest.raises(InvalidBotToken):
-        await telegram.connect(config, 3, "https://ol.example.com", http, fake.url)
+        await telegram.connect(config, 3, "https://ol.example.com", http, telegram_fake.url)
 
-    assert [c.method for c in fake.calls] == ["getMe"]
-    assert fake.webhook is None
+    assert [c.method for c in telegram_fake.calls] == ["getMe"]
+    assert telegram_fake.webhook is None
 
 
 # send: the connector's delivery.
 
 
-async def test_send_escapes_html_under_a_bold_sender(fake, http):
+async def test_send_escapes_html_under_a_bold_sender(telegram_fake, http):
     text = '1 < 2 & <b>not bold</b>, it\'s "quoted"'
     message = outgoing(text=text, sender=Sender(name="Irina <Support> & Co"))
 
-    sent = await send(target(fake), message, http)
+    sent = await send(target(telegram_fake), message, http)
 
-    assert sent.external_id == str(fake.sent[0]["message_id"])
-    assert fake.sent[0]["html"] == (
+    assert sent.external_id == str(telegram_fake.sent[0]["message_id"])
+    assert telegram_fake.sent[0]["html"] == (
         "<b>Irina &lt;Support&gt; &amp; Co</b>\n"
         "1 &lt; 2 &amp; &lt;b&gt;not bold&lt;/b&gt;, it&#x27;s &quot;quoted&quot;"
     )
-    assert fake.sent[0]["text"] == f"Irina <Support> & Co\n{text}"
-    params = fake.calls_of("sendMessage")[0].params
+    assert telegram_fake.sent[0]["text"] == f"Irina <Support> & Co\n{text}"
+    params = telegram_fake.calls_of("sendMessage")[0].params
     assert (params["chat_id"], params["parse_mode"]) == (48213579, "HTML")
     assert "reply_markup" not in params
 
 
-async def test_a_rating_request_carries_like_and_dislike_buttons(fake, http):
-    await send(target(fake), outgoing(message_id=812, rating_request=True), http)
+async def test_a_rating_request_carries_like_and_dislike_buttons(telegram_fake, http):
+    await send(target(telegram_fake), outgoing(message_id=812, rating_request=True), http)
 
-    keyboard = fake.sent[0]["reply_markup"]["inline_keyboard"]
+    keyboard = telegram_fake.sent[0]["reply_markup"]["inline_keyboard"]
     assert [[(b["text"], b["callback_data"]) for b in row] for row in keyboard] == [
         [("👍", "rating:like:812"), ("👎", "rating:dislike:812")]
     ]
 
 
-async def test_a_long_text_is_cut_to_telegrams_limit(fake, http):
-    await send(target(fake), outgoing(text="😀" * 3000), http)
+async def test_a_long_text_is_cut_to_telegrams_limit(telegram_fake, http):
+    await send(target(telegram_fake), outgoing(text="😀" * 3000), http)
 
-    text = fake.sent[0]["text"]
+    text = telegram_fake.sent[0]["text"]
     assert text.startswith("Irina\n😀") and text.endswith("…")
     assert len(text.encode("utf-16-le")) // 2 <= 4096
 
@@ -341,11 +339,13 @@ async def test_a_long_text_is_cut_to_telegrams_limit(fake, http):
     ("status", "permanent", "retry_after"),
     [(429, False, 7), (403, True, None), (400, True, None), (500, False, None)],
 )
-async def test_send_failures_map_to_delivery_errors(fake, http, status, permanent, retry_after):
-    fake.fail_next("sendMessage", status, retry_after=retry_after)
+async def test_send_failures_map_to_delivery_errors(
+    telegram_fake, http, status, permanent, retry_after
+):
+    telegram_fake.fail_next("sendMessage", status, retry_after=retry_after)
 
     with pytest.raises(DeliveryError) as caught:
-        await send(target(fake), outgoing(), http)
+        await send(target(telegram_fake), outgoing(), http)
 
     assert (caught.value.permanent, caught.value.retry_after) == (permanent, retry_after)
     assert str(status) in caught.value.reason
@@ -354,24 +354,24 @@ async def test_send_failures_map_to_delivery_errors(fake, http, status, permanen
     assert_no_token(caught.value)
 
 
-async def test_send_with_a_revoked_token_is_permanent(fake, http):
+async def test_send_with_a_revoked_token_is_permanent(telegram_fake, http):
     with pytest.raises(DeliveryError) as caught:
-        await send(target(fake, OTHER_TOKEN), outgoing(), http)
+        await send(target(telegram_fake, OTHER_TOKEN), outgoing(), http)
 
     assert caught.value.permanent
     assert_no_token(caught.value, OTHER_TOKEN)
 
 
-async def test_send_network_failures_are_transient(fake, http, monkeypatch):
+async def test_send_network_failures_are_transient(telegram_fake, http, monkeypatch):
     down = Target(
         channel_id=3, config={"bot_token": TOKEN, "api_url": closed_port_url()}, secret=""
     )
     with pytest.raises(DeliveryError) as refused:
         await send(down, outgoing(), http)
     monkeypatch.setattr(bot_api, "REQUEST_TIMEOUT_S", 0.2)
-    fake.stall["sendMessage"] = 1.0
+    telegram_fake.stall["sendMessage"] = 1.0
     with pytest.raises(DeliveryError) as timed_out:
-        await send(target(fake), outgoing(), http)
+        await send(target(telegram_fake), outgoing(), http)
 
     for caught in (refused, timed_out):
         assert not caught.value.permanent and caught.value.retry_after is None

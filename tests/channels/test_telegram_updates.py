@@ -2,7 +2,6 @@
 of one, and a recorded update replayed by the fake Telegram to a webhook receiver."""
 
 import copy
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -25,9 +24,7 @@ from channels.telegram.updates import (
 from tests.channels.telegram_fake import (
     TOKEN,
     UPDATES_DIR,
-    FakeTelegram,
     recorded_update,
-    serve_telegram,
 )
 from tests.local_server import serving
 
@@ -247,12 +244,6 @@ def test_secret_matches_only_the_webhook_secret():
 # Replayed by the fake Telegram to a webhook, as Telegram delivers.
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with serve_telegram() as running:
-        yield running
-
-
 class Receiver:
     """A webhook endpoint in miniature: checks the secret, reads the update."""
 
@@ -269,23 +260,23 @@ class Receiver:
         return JSONResponse({})
 
 
-async def test_a_replayed_update_reaches_the_webhook_with_its_secret(fake):
+async def test_a_replayed_update_reaches_the_webhook_with_its_secret(telegram_fake):
     receiver = Receiver("w3bhook_Secret-1")
     app = Starlette(routes=[Route("/v1/channels/3/telegram", receiver.handle, methods=["POST"])])
     async with serving(app) as public_url, httpx.AsyncClient() as http:
-        api = BotApi(TOKEN, http, fake.url)
+        api = BotApi(TOKEN, http, telegram_fake.url)
         await api.set_webhook(
             f"{public_url}/v1/channels/3/telegram", receiver.secret, ["message", "callback_query"]
         )
 
-        delivered = await fake.deliver(recorded_update("photo_caption"))
-        forged = await fake.deliver(recorded_update("private_text"), secret="guess")
+        delivered = await telegram_fake.deliver(recorded_update("photo_caption"))
+        forged = await telegram_fake.deliver(recorded_update("private_text"), secret="guess")
 
     assert (delivered.status_code, forged.status_code) == (200, 403)
     assert receiver.received == [parse_update(recorded_update("photo_caption"))]
     assert receiver.refused == 1
 
 
-async def test_replaying_without_a_webhook_is_a_test_error(fake):
+async def test_replaying_without_a_webhook_is_a_test_error(telegram_fake):
     with pytest.raises(AssertionError):
-        await fake.deliver(recorded_update("start"))
+        await telegram_fake.deliver(recorded_update("start"))

@@ -15,7 +15,7 @@ from channels.webhook import send as send_module
 from channels.webhook.schemas import WebhookConfig
 from channels.webhook.send import retry_after_seconds, send
 from channels.webhook.signing import verify
-from tests.channels.receiver import Receiver, Reply, serve_receiver
+from tests.channels.receiver import Receiver, Reply
 
 SECRET = "webhook-channel-secret-do-not-leak"
 OUTGOING = Outgoing(
@@ -27,12 +27,6 @@ OUTGOING = Outgoing(
     created_at=datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC),
     rating_request=True,
 )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with serve_receiver() as running:
-        yield running
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from core.events.models import Event
 from core.line_settings import LineSettings
 from core.models import Chat, Message
-from tests.channels.telegram_fake import TOKEN, FakeTelegram, recorded_update, serve_telegram
+from tests.channels.telegram_fake import TOKEN, FakeTelegram, recorded_update
 from tests.conftest import ADMIN_KEY, client_for
 from tests.integration.conftest import System, running_worker
 from tests.integration.test_webhook_channel import first_text, message_when, messages
@@ -26,23 +26,19 @@ CHAT_ID = 48213579  # the recorded updates' private chat
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with serve_telegram() as running:
-        yield running
-
-
-@pytest.fixture
 async def system(
     make_app: Callable[..., Awaitable[FastAPI]],
     temporal: WorkflowEnvironment,
     task_queue: str,
-    fake: FakeTelegram,
+    telegram_fake: FakeTelegram,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[System]:
     """The system with the API and the worker's deliveries both pointed at the fake (the
     worker reads its settings from the environment, as ``openlines worker`` does)."""
-    monkeypatch.setenv("OPENLINES_TELEGRAM_API_URL", fake.url)
-    app = await make_app(task_queue=task_queue, telegram_api_url=fake.url, public_url=PUBLIC_URL)
+    monkeypatch.setenv("OPENLINES_TELEGRAM_API_URL", telegram_fake.url)
+    app = await make_app(
+        task_queue=task_queue, telegram_api_url=telegram_fake.url, public_url=PUBLIC_URL
+    )
     app.state.temporal = temporal.client
     async with running_worker(app, temporal, task_queue), client_for(app, ADMIN_KEY) as admin:
         yield System(app, admin, temporal, task_queue)
@@ -63,20 +59,22 @@ async def telegram_line(
 
 
 async def telegram_posts(
-    system: System, fake: FakeTelegram, update: dict[str, Any], secret: str | None = None
+    system: System, telegram_fake: FakeTelegram, update: dict[str, Any], secret: str | None = None
 ) -> httpx.Response:
     """The fake POSTs ``update`` to our webhook, as Telegram does."""
     async with client_for(system.app, None) as http:
-        return await fake.deliver(update, http=http, secret=secret)
+        return await telegram_fake.deliver(update, http=http, secret=secret)
 
 
-async def sent(fake: FakeTelegram, count: int, timeout_s: float = 20) -> list[dict[str, Any]]:
+async def sent(
+    telegram_fake: FakeTelegram, count: int, timeout_s: float = 20
+) -> list[dict[str, Any]]:
     """The first ``count`` messages the fake took, once it has them."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while len(fake.sent) < count:
-        assert asyncio.get_running_loop().time() < deadline, fake.sent
+    while len(telegram_fake.sent) < count:
+        assert asyncio.get_running_loop().time() < deadline, telegram_fake.sent
         await asyncio.sleep(0.05)
-    return fake.sent[:count]
+    return telegram_fake.sent[:count]
 
 
 def pressed(button: str) -> dict[str, Any]:
@@ -93,11 +91,11 @@ async def client_texts(system: System) -> list[str]:
 
 
 async def test_a_telegram_client_is_answered_and_rates_with_a_button(
-    system: System, fake: FakeTelegram
+    system: System, telegram_fake: FakeTelegram
 ) -> None:
     ann = await system.operator("Ann")
     await telegram_line(system, [ann], {"rating_wait": 600})
-    written = await telegram_posts(system, fake, recorded_update("private_text"))
+    written = await telegram_posts(system, telegram_fake, recorded_update("private_text"))
     assert written.status_code == 200, written.text
     assert written.json()["outcome"] == "filed"
     dialog_id = written.json()["dialog_id"]
@@ -108,7 +106,7 @@ async def test_a_telegram_client_is_answered_and_rates_with_a_button(
         )
         assert answer.status_code == 200, answer.text
 
-    messages_sent = await sent(fake, 4)
+    messages_sent = await sent(telegram_fake, 4)
 
     closing = DEFAULTS.close.text, DEFAULTS.rating.text_texts.request
     texts = [DEFAULTS.welcome.text, "Hi Anna & co!", *closing]
@@ -125,43 +123,43 @@ async def test_a_telegram_client_is_answered_and_rates_with_a_button(
     for message in listed[1:]:  # the status is written just after Telegram answered
         assert (await message_when(system, message["id"], "sent"))["error"] is None
 
-    rated = await telegram_posts(system, fake, pressed(like))
+    rated = await telegram_posts(system, telegram_fake, pressed(like))
 
     assert rated.status_code == 200, rated.text
     assert rated.json()["outcome"] == "rated"
     final = await system.dialog_when(dialog_id, lambda d: d["rating"]["client"] is not None)
     assert final["rating"]["client"] == "like"
-    answered = fake.calls_of("answerCallbackQuery")
+    answered = telegram_fake.calls_of("answerCallbackQuery")
     assert [c.params["callback_query_id"] for c in answered] == ["2070938127361029376"]
-    again = await telegram_posts(system, fake, pressed(like))  # Telegram re-delivers
+    again = await telegram_posts(system, telegram_fake, pressed(like))  # Telegram re-delivers
     assert again.json()["outcome"] == "duplicate"
     assert await client_texts(system) == [recorded_update("private_text")["message"]["text"], "1"]
 
 
 async def test_a_button_when_no_rating_is_awaited_stores_nothing(
-    system: System, fake: FakeTelegram
+    system: System, telegram_fake: FakeTelegram
 ) -> None:
     await telegram_line(system, [])
-    await telegram_posts(system, fake, recorded_update("private_text"))
+    await telegram_posts(system, telegram_fake, recorded_update("private_text"))
 
-    answer = await telegram_posts(system, fake, pressed("rating:like:1"))
+    answer = await telegram_posts(system, telegram_fake, pressed("rating:like:1"))
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["outcome"] == "ignored"
     assert len(await client_texts(system)) == 1
-    assert len(fake.calls_of("answerCallbackQuery")) == 1
+    assert len(telegram_fake.calls_of("answerCallbackQuery")) == 1
 
 
 async def test_a_redelivered_update_is_stored_once_an_edit_changes_it_and_forgeries_nothing(
-    system: System, fake: FakeTelegram
+    system: System, telegram_fake: FakeTelegram
 ) -> None:
     await telegram_line(system, [])
     update = recorded_update("private_text")
 
-    forged = await telegram_posts(system, fake, update, secret="not-the-secret")
-    first = await telegram_posts(system, fake, update)
-    again = await telegram_posts(system, fake, update)
-    edited = await telegram_posts(system, fake, recorded_update("edited_message"))
+    forged = await telegram_posts(system, telegram_fake, update, secret="not-the-secret")
+    first = await telegram_posts(system, telegram_fake, update)
+    again = await telegram_posts(system, telegram_fake, update)
+    edited = await telegram_posts(system, telegram_fake, recorded_update("edited_message"))
 
     assert forged.status_code == 401
     assert (first.status_code, again.status_code, edited.status_code) == (200, 200, 200)
@@ -178,11 +176,11 @@ async def test_a_redelivered_update_is_stored_once_an_edit_changes_it_and_forger
 
 
 async def test_a_shared_own_contact_gives_the_chat_its_phone(
-    system: System, fake: FakeTelegram
+    system: System, telegram_fake: FakeTelegram
 ) -> None:
     await telegram_line(system, [])
 
-    answer = await telegram_posts(system, fake, recorded_update("contact_own"))
+    answer = await telegram_posts(system, telegram_fake, recorded_update("contact_own"))
 
     assert answer.status_code == 200, answer.text
     phone = recorded_update("contact_own")["message"]["contact"]["phone_number"]
@@ -193,27 +191,27 @@ async def test_a_shared_own_contact_gives_the_chat_its_phone(
 
 
 async def test_a_429_is_waited_out_then_the_message_is_sent(
-    system: System, fake: FakeTelegram
+    system: System, telegram_fake: FakeTelegram
 ) -> None:
-    fake.fail_next("sendMessage", 429, retry_after=1)
+    telegram_fake.fail_next("sendMessage", 429, retry_after=1)
     ann = await system.operator("Ann")
     await telegram_line(system, [ann])
-    written = await telegram_posts(system, fake, recorded_update("private_text"))
+    written = await telegram_posts(system, telegram_fake, recorded_update("private_text"))
 
     welcome = await first_text(system, written.json()["dialog_id"])
 
     assert await message_when(system, welcome, "sent") == {"status": "sent", "error": None}
-    assert len(fake.calls_of("sendMessage")) == 2
-    assert len(fake.sent) == 1
+    assert len(telegram_fake.calls_of("sendMessage")) == 2
+    assert len(telegram_fake.sent) == 1
 
 
 async def test_a_blocked_bot_fails_the_message_and_tells_it(
-    system: System, fake: FakeTelegram
+    system: System, telegram_fake: FakeTelegram
 ) -> None:
-    fake.fail_next("sendMessage", 403)
+    telegram_fake.fail_next("sendMessage", 403)
     ann = await system.operator("Ann")
     await telegram_line(system, [ann])
-    written = await telegram_posts(system, fake, recorded_update("private_text"))
+    written = await telegram_posts(system, telegram_fake, recorded_update("private_text"))
     welcome = await first_text(system, written.json()["dialog_id"])
 
     failed = await message_when(system, welcome, "failed")

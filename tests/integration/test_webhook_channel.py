@@ -4,28 +4,20 @@ re-sends, receipts and secret rotation."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from channels.webhook.signing import signed_headers, verify
 from core.events.models import Event
 from core.line_settings import LineSettings
 from core.models import Message
-from tests.channels.receiver import Receiver, serve_receiver
+from tests.channels.receiver import Receiver
 from tests.integration.conftest import System
 
 DEFAULTS = LineSettings()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with serve_receiver() as running:
-        yield running
 
 
 async def webhook_line(
@@ -205,6 +197,31 @@ async def test_unsigned_stale_or_wrongly_signed_messages_are_401_and_store_nothi
     again = await signed(system, path, secret, body)
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.json() == {**first.json(), "duplicate": True}
+
+
+async def test_a_rating_button_on_a_webhook_channel_must_be_signed(
+    system: System, receiver: Receiver
+):
+    ann = await system.operator("Ann")
+    channel, secret = await webhook_line(system, receiver, [ann], {"rating_wait": 600})
+    dialog_id = (await client_writes(system, channel, secret, "wh-6", "m-1")).json()["dialog_id"]
+    await system.dialog_when(dialog_id, lambda d: d["offered_to"] == [ann])
+    for action in ("accept", "close"):
+        answer = await system.admin.post(
+            f"/v1/dialogs/{dialog_id}/{action}", json={"operator_id": ann}
+        )
+        assert answer.status_code == 200, answer.text
+    path = f"/v1/dialogs/{dialog_id}/rating"
+
+    as_bearer = await system.admin.post(
+        path, json={"value": "like"}, headers={"Authorization": f"Bearer {secret}"}
+    )
+    liked = await signed(system, path, secret, {"value": "like"})
+
+    assert as_bearer.status_code == 401
+    assert as_bearer.json()["detail"].startswith("bad signature")
+    assert liked.status_code == 200, liked.text
+    assert liked.json()["rating"]["client"] == "like"
 
 
 async def test_receipts_move_messages_forward_and_a_rotated_secret_verifies_for_a_day(

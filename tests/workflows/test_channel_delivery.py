@@ -3,23 +3,15 @@ out, a channel that keeps failing has its message marked failed after hours of r
 the chat's next message still goes."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from core.events.models import Event
 from core.models import Message
-from tests.channels.receiver import Receiver, Reply, serve_receiver
+from tests.channels.receiver import Receiver, Reply
 from tests.workflows.harness import Harness
 from workflows.channel_delivery import KEEP_TRYING
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with serve_receiver() as running:
-        yield running
 
 
 async def welcome_of(harness: Harness, receiver: Receiver, chat: str) -> Message:
