@@ -19,7 +19,7 @@ from core.crm import leads
 from core.crm.backends import CrmBackend, LeadDraft, Match
 from core.crm.models import Contact, ContactIdentity, Lead
 from core.line_settings import LineSettings
-from core.models import Chat, Dialog, Line, Message, Operator
+from core.models import NOTE, Chat, Dialog, Line, Message, Operator
 from workflows.models import CrmOutcome, CrmTask
 
 # Pushes of a lead's responsible user that may chase a value changing meanwhile.
@@ -184,12 +184,11 @@ class CrmActivities:
 
 async def _history(session: AsyncSession, dialog_id: int, client: str) -> str:
     """The dialog's conversation as its lead carries it (``leads.history``: bounded)."""
-    total = await session.scalar(
-        select(func.count(Message.id)).where(Message.dialog_id == dialog_id)
-    )
+    said_to_client = (Message.dialog_id == dialog_id) & (Message.author != NOTE)
+    total = await session.scalar(select(func.count(Message.id)).where(said_to_client))
     newest = await session.scalars(
         select(Message)
-        .where(Message.dialog_id == dialog_id)
+        .where(said_to_client)
         .order_by(Message.id.desc())
         .limit(leads.HISTORY_MESSAGES)
     )

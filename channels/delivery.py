@@ -6,7 +6,8 @@ is lost if a process dies; the relay hands it to the chat's ``ChannelDeliveryWor
 ``send`` activity sends it. Each attempt reads in one short transaction, sends with no
 transaction open, and writes the outcome in another. Permanent errors mark the message
 ``failed`` at once; transient ones are retried by Temporal for hours (after the channel's
-``retry_after`` when it gave one), then ``give_up`` marks it failed. The ``api`` channel's
+``retry_after`` when it gave one), then ``give_up`` marks it failed. A failed message adds a
+note to the dialog (a message the client never sees) saying why. The ``api`` channel's
 clients read the dialog's messages, so there a stored message is ``sent`` at once.
 """
 
@@ -25,7 +26,7 @@ from channels.sender import sender_of
 from core.config import Settings
 from core.events.publish import record
 from core.line_settings import LineSettings
-from core.models import Channel, Chat, Dialog, Line, Message, Outbox
+from core.models import NOTE, Channel, Chat, Dialog, Line, Message, Outbox
 
 # Statuses past sending: a message in one of them is not sent again by a retried attempt.
 SENT = ("sent", "delivered", "read")
@@ -156,11 +157,37 @@ class DeliveryActivities:
                 return
             dialog = await session.get(Dialog, message.dialog_id)
             assert dialog is not None
+            operator_ids = [dialog.operator_id] if dialog.operator_id else []
             record(
                 session,
                 "message.delivered" if status == "sent" else "message.failed",
                 dialog_id=dialog.id,
-                operator_ids=[dialog.operator_id] if dialog.operator_id else [],
+                operator_ids=operator_ids,
                 message_id=message_id,
                 error=error,
             )
+            if status == "failed":
+                await _note_failure(session, message, error or "unknown error", operator_ids)
+
+
+async def _note_failure(
+    session: AsyncSession, message: Message, error: str, operator_ids: list[int]
+) -> None:
+    """Tell whoever reads the dialog that a message did not reach the client: a note (a
+    message the client never sees), e.g. when the client has blocked the Telegram bot."""
+    note = Message(
+        chat_id=message.chat_id,
+        dialog_id=message.dialog_id,
+        author=NOTE,
+        text=f"Message {message.id} did not reach the client: {error}",
+    )
+    session.add(note)
+    await session.flush()
+    record(
+        session,
+        "message.created",
+        dialog_id=message.dialog_id,
+        operator_ids=operator_ids,
+        message_id=note.id,
+        author=NOTE,
+    )

@@ -294,6 +294,10 @@ class Message(Base):
     delivered_at: Mapped[datetime | None]
 
 
+# The author of a note: a message in the dialog for its readers that the client never sees
+# (``channels.delivery`` writes one when a message did not reach the client).
+NOTE = "note"
+
 _UNDELIVERED = text("delivered_at IS NULL")
 
 

@@ -6,7 +6,7 @@ from api.deps import DialogReader, Session, get_or_404
 from api.errors import ApiError
 from api.routes.dialogs import MessageOut, visible_dialog
 from channels import delivery, registry
-from core.models import Dialog, Message
+from core.models import NOTE, Dialog, Message
 
 router = APIRouter(tags=["messages"])
 
@@ -20,6 +20,8 @@ async def resend(message_id: int, session: Session, principal: DialogReader) -> 
     dialog = await visible_dialog(session, principal, message.dialog_id)
     if message.author == "client":
         raise ApiError(409, f"message {message_id} is the client's own; nothing to send")
+    if message.author == NOTE:
+        raise ApiError(409, f"message {message_id} is a note for operators; nothing to send")
     if not registry.delivers(dialog.channel_type):
         raise ApiError(
             409,

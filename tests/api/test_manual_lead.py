@@ -107,12 +107,16 @@ async def test_the_lead_asked_for_carries_the_clients_name_and_the_conversation(
     assert made["lead"]["external_id"] == external_id
 
 
-async def test_the_built_in_crm_keeps_the_conversation_on_the_lead(
+async def test_the_built_in_crm_keeps_the_conversation_on_the_lead_without_notes(
     app: FastAPI, admin: AsyncClient
 ) -> None:
     olga = await operator(admin, "Olga")
     dialog_id = await quiet_dialog(app, admin, "manual-builtin")
-    await say(app, dialog_id, [("operator", olga, "Hello Carol!")])
+    await say(
+        app,
+        dialog_id,
+        [("operator", olga, "Hello Carol!"), ("note", None, "Message 2 did not reach the client")],
+    )
 
     ok(await admin.post(f"/v1/dialogs/{dialog_id}/crm/lead"), 202)
     async with app.state.sessions() as session:

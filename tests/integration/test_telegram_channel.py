@@ -205,7 +205,7 @@ async def test_a_429_is_waited_out_then_the_message_is_sent(
     assert len(telegram_fake.sent) == 1
 
 
-async def test_a_blocked_bot_fails_the_message_and_tells_it(
+async def test_a_blocked_bot_fails_the_message_and_notes_it_in_the_dialog(
     system: System, telegram_fake: FakeTelegram
 ) -> None:
     telegram_fake.fail_next("sendMessage", 403)
@@ -223,3 +223,11 @@ async def test_a_blocked_bot_fails_the_message_and_tells_it(
             select(func.count()).select_from(Event).where(Event.type == "message.failed")
         )
     assert told == 1
+    listed = await system.admin.get(f"/v1/dialogs/{written.json()['dialog_id']}/messages")
+    note = listed.json()[-1]
+    assert note["author"] == "note" and note["delivery_status"] is None
+    assert note["text"].startswith(f"Message {welcome} did not reach the client: ")
+    assert "bot was blocked by the user" in note["text"]
+    not_for_client = await system.admin.post(f"/v1/messages/{note['id']}/resend")
+    assert not_for_client.status_code == 409
+    assert len(telegram_fake.sent) == 0
