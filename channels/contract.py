@@ -87,9 +87,9 @@ class Server:
 
 class ConnectFailed(Exception):
     """The channel's service refused or could not be reached at connection (or in a health
-    check). ``field``: the config field at fault (a 422 naming it); ``unavailable``: the
-    service did not answer or failed on its side, try again after ``retry_after`` seconds
-    (a 503). ``reason`` holds no secret."""
+    check, or fetching an attachment). ``field``: the config field at fault (a 422 naming
+    it); ``unavailable``: the service did not answer or failed on its side, try again after
+    ``retry_after`` seconds (a 503). ``reason`` holds no secret."""
 
     def __init__(
         self,
@@ -113,6 +113,17 @@ Connect = Callable[[BaseModel, Server], Awaitable[dict[str, Any]]]
 Disconnect = Callable[[dict[str, Any], Server], Awaitable[None]]
 # The stored config -> the channel's state at its service; raises ``ConnectFailed``.
 Health = Callable[[dict[str, Any], Server], Awaitable[dict[str, Any]]]
+
+
+class Fetched(BaseModel):
+    """A file a client sent, fetched from the channel's service."""
+
+    content: bytes
+    media_type: str | None = None
+
+
+# The stored config and an attachment's ``ref`` -> the file; raises ``ConnectFailed``.
+FetchAttachment = Callable[[dict[str, Any], str, Server], Awaitable[Fetched]]
 # The stored config -> the config ``send`` gets: the server's settings it needs added.
 SendConfig = Callable[[dict[str, Any], Settings], dict[str, Any]]
 
@@ -153,4 +164,6 @@ class Connector:
     disconnect: Disconnect | None = None
     health: Health | None = None
     send_config: SendConfig | None = None
+    # Attachments' files are fetched through openlines (None: the ``ref`` is all it has).
+    fetch_attachment: FetchAttachment | None = None
     traits: Traits = Traits()

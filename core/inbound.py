@@ -7,9 +7,9 @@ same message twice (same ``external_id`` in the same chat) gets the first copy's
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,10 +32,24 @@ class InboundChat(BaseModel):
     email: Annotated[str, StringConstraints(max_length=320)] | None = None
 
 
+class InboundAttachment(BaseModel):
+    """A file the client sent, by reference: the channel keeps the file. ``ref`` is how the
+    channel names it (a Telegram ``file_id``; for an ``api`` channel whatever its client
+    gives, such as a URL of its own storage)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["photo", "document", "voice", "video"]
+    ref: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    name: Annotated[str, StringConstraints(max_length=255)] | None = None
+    mime_type: Annotated[str, StringConstraints(max_length=127)] | None = None
+
+
 class InboundText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     external_id: ExternalId
+    # With attachments, a caption or a placeholder such as "[photo]".
     text: Annotated[str, StringConstraints(min_length=1, max_length=10000)]
+    attachments: Annotated[list[InboundAttachment], Field(max_length=10)] = []
 
 
 class InboundMessage(BaseModel):
@@ -225,6 +239,7 @@ async def _file(
         author="client",
         external_id=inbound.message.external_id,
         text=inbound.message.text,
+        attachments=[a.model_dump(exclude_none=True) for a in inbound.message.attachments] or None,
     )
     session.add(message)
     await session.flush()

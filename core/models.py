@@ -292,6 +292,8 @@ class Message(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     delivery_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None]
+    # Files the client sent, by reference (``core.inbound.InboundAttachment``, dumped).
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 # The author of a note: a message in the dialog for its readers that the client never sees

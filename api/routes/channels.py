@@ -76,6 +76,11 @@ def _refused(failure: ConnectFailed) -> ApiError:
     """The answer to a connection the channel's service refused or did not answer."""
     if failure.field is not None:
         return invalid(failure.field, failure.reason)
+    return service_failed(failure, "the connection")
+
+
+def service_failed(failure: ConnectFailed, what: str) -> ApiError:
+    """503 with Retry-After when the channel's service is down, else 502: it refused."""
     if failure.unavailable:
         wait = math.ceil(failure.retry_after) if failure.retry_after else RETRY_AFTER_S
         return ApiError(
@@ -83,7 +88,7 @@ def _refused(failure: ConnectFailed) -> ApiError:
             f"the channel's service is unavailable, try again later: {failure.reason}",
             headers={"Retry-After": str(wait)},
         )
-    return ApiError(502, f"the channel's service refused the connection: {failure.reason}")
+    return ApiError(502, f"the channel's service refused {what}: {failure.reason}")
 
 
 def _out(channel: Channel) -> dict[str, Any]:

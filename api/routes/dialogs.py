@@ -23,6 +23,7 @@ from api.deps import (
     get_or_404,
 )
 from api.errors import ApiError, invalid
+from channels import registry
 from core.config import Settings
 from core.models import Dialog, Message, Operator
 from workflows.dialog import DialogWorkflow, workflow_id
@@ -84,6 +85,16 @@ class DialogPage(BaseModel):
     next_cursor: str | None
 
 
+class AttachmentOut(BaseModel):
+    kind: str
+    ref: str
+    name: str | None = None
+    mime_type: str | None = None
+    # Where openlines serves the file, for channels it fetches files from (telegram); null
+    # where ``ref`` is all it has (an ``api`` client's own reference).
+    url: str | None = None
+
+
 class MessageOut(BaseModel):
     id: int
     author: str
@@ -94,9 +105,16 @@ class MessageOut(BaseModel):
     # error); null for the client's own messages.
     delivery_status: str | None = None
     delivery_error: str | None = None
+    attachments: list[AttachmentOut] = []
 
     @classmethod
-    def of(cls, message: Message) -> "MessageOut":
+    def of(cls, message: Message, channel_type: str) -> "MessageOut":
+        connector = registry.CONNECTORS.get(channel_type)
+        served = connector is not None and connector.fetch_attachment is not None
+        attachments = [
+            AttachmentOut(**a, url=f"/v1/messages/{message.id}/attachments/{n}" if served else None)
+            for n, a in enumerate(message.attachments or [])
+        ]
         return cls(
             id=message.id,
             author=message.author,
@@ -105,6 +123,7 @@ class MessageOut(BaseModel):
             created_at=message.created_at,
             delivery_status=message.delivery_status,
             delivery_error=message.delivery_error,
+            attachments=attachments,
         )
 
 
@@ -289,11 +308,11 @@ async def list_messages(
     dialog_id: int, session: ReadSession, principal: DialogReader
 ) -> list[MessageOut]:
     """Every message of the dialog, oldest first."""
-    await visible_dialog(session, principal, dialog_id)
+    dialog = await visible_dialog(session, principal, dialog_id)
     messages = await session.scalars(
         select(Message).where(Message.dialog_id == dialog_id).order_by(Message.id)
     )
-    return [MessageOut.of(m) for m in messages]
+    return [MessageOut.of(m, dialog.channel_type) for m in messages]
 
 
 @router.get("/v1/operators/{operator_id}/dialogs")

@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from channels.contract import ConnectFailed, Connector, Server
+from channels.contract import ConnectFailed, Connector, Fetched, Server
 from channels.telegram.bot_api import (
     PUBLIC_API_URL,
     TOKEN_SHAPE,
@@ -164,6 +164,18 @@ async def _health(config: dict[str, Any], server: Server) -> dict[str, Any]:
     raise failure
 
 
+async def _fetch_attachment(config: dict[str, Any], ref: str, server: Server) -> Fetched:
+    """A file by its ``file_id``: ``getFile``, then its token URL, never shown."""
+    api = BotApi(config["bot_token"], server.http, server.settings.telegram_api_url)
+    try:
+        content, media_type = await api.download(ref)
+    except BotApiError as error:
+        failure = connect_failed(error)
+    else:
+        return Fetched(content=content, media_type=media_type)
+    raise failure
+
+
 def _send_config(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The stored config with the server's Bot API base URL, for ``send``."""
     return {**config, "api_url": settings.telegram_api_url}
@@ -178,4 +190,5 @@ CONNECTOR = Connector(
     disconnect=_disconnect,
     health=_health,
     send_config=_send_config,
+    fetch_attachment=_fetch_attachment,
 )

@@ -24,6 +24,8 @@ from pydantic import BaseModel, ValidationError
 PUBLIC_API_URL = "https://api.telegram.org"
 REQUEST_TIMEOUT_S = 10.0
 """One whole call, answer included, must be done within this."""
+DOWNLOAD_MAX = 20 * 1024 * 1024
+"""Telegram serves files up to 20 MB to bots; a download is held in memory, so no more."""
 DESCRIPTION_MAX = 300
 """Characters of Telegram's (or the network's) explanation kept in an error."""
 TOKEN_SHAPE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,}")
@@ -218,3 +220,31 @@ class BotApi:
             # Telegram leaves it out for files over its 20 MB download limit.
             raise BotApiError("getFile", 200, "no file_path: the file cannot be downloaded")
         return file_path
+
+    async def download(self, file_id: str) -> tuple[bytes, str | None]:
+        """A file a client sent: its bytes and the content type Telegram gave, through
+        ``getFile`` and the token URL it names (fetched here, never shown)."""
+        file_path = await self.get_file(file_id)
+        outcome = await self._get_file_content(file_path)
+        if isinstance(outcome, BotApiError):
+            raise outcome
+        return outcome
+
+    async def _get_file_content(self, file_path: str) -> tuple[bytes, str | None] | BotApiError:
+        url = f"{self._base}/file/bot{self._token}/{file_path.lstrip('/')}"
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S * 3):
+                async with self._http.stream("GET", url, timeout=REQUEST_TIMEOUT_S) as response:
+                    if response.status_code != 200:
+                        return BotApiError("file", response.status_code, "download refused")
+                    content = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        content += chunk
+                        if len(content) > DOWNLOAD_MAX:
+                            return BotApiError("file", 200, "over the 20 MB download limit")
+                    return bytes(content), response.headers.get("content-type")
+        except (TimeoutError, httpx.TimeoutException):
+            detail = "no answer in time"
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            detail = f"{type(error).__name__}: {error}"
+        return BotApiError("file", None, self._clean(detail))

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.inbound import InboundChat, InboundMessage, InboundText
+from core.inbound import InboundAttachment, InboundChat, InboundMessage, InboundText
 
 Kind = Literal["message", "edited_message", "rating", "ignored"]
 AttachmentKind = Literal["photo", "document", "voice", "video"]
@@ -54,9 +54,11 @@ class PhotoSize(_Model):
 
 
 class File(_Model):
-    """A document, voice message or video: the file id is all we keep."""
+    """A document, voice message or video."""
 
     file_id: str
+    file_name: str | None = None
+    mime_type: str | None = None
 
 
 class Contact(_Model):
@@ -106,6 +108,8 @@ class Update(_Model):
 class Attachment:
     kind: AttachmentKind
     file_id: str
+    name: str | None = None
+    mime_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,7 @@ def _attachments(message: Message) -> tuple[Attachment, ...]:
         ("video", message.video),
     ):
         if file is not None:
-            found.append(Attachment(kind, file.file_id))  # type: ignore[arg-type]
+            found.append(Attachment(kind, file.file_id, file.file_name, file.mime_type))  # type: ignore[arg-type]
     return tuple(found)
 
 
@@ -271,5 +275,17 @@ def to_inbound(incoming: Incoming) -> InboundMessage:
             name=_cut(incoming.name, NAME_MAX) if incoming.name else None,
             phone=phone,
         ),
-        message=InboundText(external_id=incoming.message_id, text=_cut(incoming.text, TEXT_MAX)),
+        message=InboundText(
+            external_id=incoming.message_id,
+            text=_cut(incoming.text, TEXT_MAX),
+            attachments=[
+                InboundAttachment(
+                    kind=a.kind,
+                    ref=a.file_id,
+                    name=_cut(a.name, NAME_MAX) if a.name else None,
+                    mime_type=a.mime_type if a.mime_type and len(a.mime_type) <= 127 else None,
+                )
+                for a in incoming.attachments
+            ],
+        ),
     )

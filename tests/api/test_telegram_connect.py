@@ -232,3 +232,63 @@ async def test_group_messages_and_unknown_edits_are_200_and_store_nothing(
     assert all("method" not in a.json() for a in answers)
     async with tg_app.state.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+async def test_a_photo_and_a_document_are_kept_as_references_and_served_through_the_api(
+    tg_app: FastAPI, tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram
+) -> None:
+    await connect(tg_admin, await new_line(tg_admin))
+    photo = recorded_update("photo_caption")
+    largest = photo["message"]["photo"][-1]["file_id"]
+    telegram_fake.add_file(largest, b"\x89PNG box photo", "photos/file_7.jpg")
+    document = recorded_update("document")
+    telegram_fake.add_file(document["message"]["document"]["file_id"], b"%PDF-1.7 invoice")
+    async with client_for(tg_app, None) as telegram:
+        filed = [await telegram_fake.deliver(u, http=telegram) for u in (photo, document)]
+    dialog_id = filed[0].json()["dialog_id"]
+
+    listed = (await tg_admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()
+    by_client = [m for m in listed if m["author"] == "client"]
+    assert [m["text"] for m in by_client] == ["Вот так пришла коробка", "[document]"]
+    shown = [m["attachments"] for m in by_client]
+    assert shown[0] == [
+        {
+            "kind": "photo",
+            "ref": largest,
+            "name": None,
+            "mime_type": None,
+            "url": f"/v1/messages/{by_client[0]['id']}/attachments/0",
+        }
+    ]
+    assert (shown[1][0]["kind"], shown[1][0]["name"]) == ("document", "invoice-4412.pdf")
+    got_photo = await tg_admin.get(shown[0][0]["url"])
+    got_document = await tg_admin.get(shown[1][0]["url"])
+
+    assert (got_photo.status_code, got_photo.content) == (200, b"\x89PNG box photo")
+    assert got_photo.headers["x-content-type-options"] == "nosniff"
+    assert got_photo.headers["content-disposition"].startswith("attachment;")
+    assert got_document.content == b"%PDF-1.7 invoice"
+    assert got_document.headers["content-type"] == "application/pdf"
+    assert "invoice-4412.pdf" in got_document.headers["content-disposition"]
+    assert [c.method for c in telegram_fake.calls[-4:]] == ["getFile", "file"] * 2
+    assert TOKEN not in got_photo.text + got_document.text
+
+
+async def test_an_attachment_telegram_will_not_give_is_a_502_and_a_wrong_index_a_404(
+    tg_app: FastAPI, tg_admin: httpx.AsyncClient, telegram_fake: FakeTelegram
+) -> None:
+    await connect(tg_admin, await new_line(tg_admin))
+    async with client_for(tg_app, None) as telegram:
+        filed = await telegram_fake.deliver(recorded_update("voice"), http=telegram)
+    message_id = filed.json()["message_id"]
+
+    unknown = await tg_admin.get(f"/v1/messages/{message_id}/attachments/0")
+    telegram_fake.fail_next("getFile", 502)
+    down = await tg_admin.get(f"/v1/messages/{message_id}/attachments/0")
+    beyond = await tg_admin.get(f"/v1/messages/{message_id}/attachments/1")
+
+    assert "invalid file_id" in problem(unknown, 502)["detail"]
+    assert TOKEN.split(":")[1] not in unknown.text
+    problem(down, 503)
+    assert down.headers["retry-after"]
+    assert problem(beyond, 404)["detail"] == f"message {message_id} has no attachment 1"

@@ -101,7 +101,10 @@ class FakeTelegram:
 
     def app(self) -> Starlette:
         return Starlette(
-            routes=[Route("/bot{token}/{method}", self._handle, methods=["GET", "POST"])]
+            routes=[
+                Route("/bot{token}/{method}", self._handle, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
+            ]
         )
 
     def fail_next(
@@ -290,6 +293,17 @@ class FakeTelegram:
         if not params.get("callback_query_id"):
             return _error(400, "Bad Request: query is too old and response timeout expired")
         return _ok(True)
+
+    async def _file(self, request: Request) -> Response:
+        """A file's bytes at the token URL ``getFile``'s ``file_path`` names."""
+        token, path = request.path_params["token"], request.path_params["path"]
+        self.calls.append(Call("file", {"path": path}, token))
+        if token != TOKEN:
+            return Response(status_code=401)
+        for file_path, content in self.files.values():
+            if file_path == path:
+                return Response(content, media_type="application/octet-stream")
+        return Response(status_code=404)
 
     def _get_file(self, params: dict[str, Any]) -> Response:
         file_id = params.get("file_id")

@@ -56,18 +56,24 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "document": {
         "kind": "message",
         "text": "[document]",
-        "attachments": (Attachment("document", "BQACAgIAAxkBAAIBE2d7doc"),),
+        "attachments": (
+            Attachment(
+                "document", "BQACAgIAAxkBAAIBE2d7doc", "invoice-4412.pdf", "application/pdf"
+            ),
+        ),
     },
     "voice": {
         "kind": "message",
         "chat_id": BOB,
         "text": "[voice]",
-        "attachments": (Attachment("voice", "AwACAgIAAxkBAAIBFGd7voice"),),
+        "attachments": (Attachment("voice", "AwACAgIAAxkBAAIBFGd7voice", None, "audio/ogg"),),
     },
     "video": {
         "kind": "message",
         "text": "it rattles",
-        "attachments": (Attachment("video", "BAACAgIAAxkBAAIBFWd7video"),),
+        "attachments": (
+            Attachment("video", "BAACAgIAAxkBAAIBFWd7video", "unboxing.mp4", "video/mp4"),
+        ),
     },
     "contact_own": {
         "kind": "message",
@@ -213,7 +219,21 @@ def test_to_inbound_names_chat_message_and_client():
     assert inbound.message.model_dump() == {
         "external_id": "20",
         "text": "[contact: Анна Смирнова, 79161234567]",
+        "attachments": [],
     }
+
+
+def test_to_inbound_carries_attachments_as_references():
+    inbound = to_inbound(parse_update(recorded_update("document")))
+
+    assert [a.model_dump() for a in inbound.message.attachments] == [
+        {
+            "kind": "document",
+            "ref": "BQACAgIAAxkBAAIBE2d7doc",
+            "name": "invoice-4412.pdf",
+            "mime_type": "application/pdf",
+        }
+    ]
 
 
 def test_to_inbound_keeps_start_and_cuts_what_is_too_long():
