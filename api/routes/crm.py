@@ -30,8 +30,8 @@ from api.errors import ApiError, invalid
 from api.routes import crm_leads
 from api.routes.crm_leads import Limit, Page, Writer, check_operator, next_cursor, not_null, page
 from core.crm.identities import normalise_email, normalise_phone
-from core.crm.models import Contact, ContactIdentity, Lead
-from core.crm.tracker import Identity, live_contact, owners
+from core.crm.models import Contact, ContactIdentity, Lead, live_contact
+from core.crm.tracker import Identity, owners
 from core.models import Chat, Dialog, Operator, utcnow
 
 router = APIRouter(tags=["crm"])

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.crm.models import Contact, Lead
+from core.crm.models import Contact, Lead, live_contact
 from core.events.publish import record
 from core.line_settings import Crm
 from core.models import Chat, Dialog, Outbox
@@ -95,9 +95,6 @@ async def first_owner(session: AsyncSession, dialog: Dialog, operator_id: int | 
     Call in the transaction that gives the dialog its first owner: later owners change
     nothing here (only a transfer may, through ``responsible_changed``).
     """
-    # Imported here: the tracker builds leads with this module.
-    from core.crm.tracker import live_contact
-
     if operator_id is None:
         return
     lead = await session.scalar(select(Lead).where(Lead.dialog_id == dialog.id))

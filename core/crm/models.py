@@ -3,9 +3,13 @@
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models import Base, utcnow
+
+# A chain of merges longer than this is a bug (merges re-point older pointers), not data.
+MAX_MERGE_HOPS = 32
 
 
 class Contact(Base):
@@ -23,6 +27,23 @@ class Contact(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+async def live_contact(
+    session: AsyncSession, contact_id: int, lock: bool = False
+) -> Contact | None:
+    """The contact, or the one it was merged into (``lock``: locked, read fresh)."""
+    for _ in range(MAX_MERGE_HOPS):
+        contact = await session.get(
+            Contact,
+            contact_id,
+            with_for_update={"key_share": True} if lock else None,
+            populate_existing=lock,
+        )
+        if contact is None or contact.merged_into_id is None:
+            return contact
+        contact_id = contact.merged_into_id
+    raise RuntimeError(f"contact {contact_id} is merged in a loop")
 
 
 class ContactIdentity(Base):

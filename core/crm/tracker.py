@@ -33,15 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels import registry
 from core.crm import leads
 from core.crm.identities import channel_identity, find_contacts, normalise_email, normalise_phone
-from core.crm.models import Contact, ContactIdentity, Lead
+from core.crm.models import Contact, ContactIdentity, Lead, live_contact
 from core.line_settings import LineSettings
 from core.models import Channel, Chat, Dialog, Outbox
 from workflows.models import Tracked
 
 Identity = tuple[str, str]  # (kind, value)
-
-# A chain of merges longer than this is a bug (merges re-point older pointers), not data.
-_MAX_MERGE_HOPS = 32
 
 
 def client_identities(
@@ -63,23 +60,6 @@ def client_identities(
         emails += in_text[1]
     found += [("phone", p) for p in phones] + [("email", e) for e in emails]
     return list(dict.fromkeys(found))
-
-
-async def live_contact(
-    session: AsyncSession, contact_id: int, lock: bool = False
-) -> Contact | None:
-    """The contact, or the one it was merged into (``lock``: locked, read fresh)."""
-    for _ in range(_MAX_MERGE_HOPS):
-        contact = await session.get(
-            Contact,
-            contact_id,
-            with_for_update={"key_share": True} if lock else None,
-            populate_existing=lock,
-        )
-        if contact is None or contact.merged_into_id is None:
-            return contact
-        contact_id = contact.merged_into_id
-    raise RuntimeError(f"contact {contact_id} is merged in a loop")
 
 
 async def owners(session: AsyncSession, identities: list[Identity]) -> dict[Identity, int]:
