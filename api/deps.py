@@ -27,7 +27,7 @@ from api.errors import ApiError, unavailable
 from core.api_keys import Role, digest
 from core.config import Settings
 from core.models import MAX_ID as MAX_ID  # the routes take it from here
-from core.models import ApiKey, Base
+from core.models import ApiKey, Base, Bot, Operator
 from core.temporal import connect
 
 Row = TypeVar("Row", bound=Base)
@@ -122,11 +122,19 @@ async def authenticate(request: Request, session: ReadSession) -> Principal:
     bootstrap = get_settings(request).bootstrap_admin_key
     if bootstrap is not None and same_secret(key, bootstrap.get_secret_value()):
         return Principal(role="admin")
-    row = await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))
-    )
-    if row is None:
+    found = (
+        await session.execute(
+            select(ApiKey, Operator.fired, Bot.deleted_at)
+            .outerjoin(Operator, Operator.id == ApiKey.operator_id)
+            .outerjoin(Bot, Bot.id == ApiKey.bot_id)
+            .where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))
+        )
+    ).first()
+    # A key dies with its owner: a fired operator's, a deleted bot's (checked here too, so a
+    # key outlives no owner whatever revoked it or not).
+    if found is None or found.fired or found.deleted_at is not None:
         raise ApiError(401, "unknown or revoked API key", headers=_UNAUTHORIZED)
+    row: ApiKey = found[0]
     return Principal(role=row.role, key_id=row.id, operator_id=row.operator_id, bot_id=row.bot_id)  # type: ignore[arg-type]
 
 

@@ -2,8 +2,10 @@
 
 import hashlib
 import secrets
+from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import ApiKey
@@ -28,3 +30,20 @@ async def issue_key(
     session.add(row)
     await session.flush()
     return row, plain
+
+
+async def revoke_keys_of(
+    session: AsyncSession, now: datetime, operator_id: int | None = None, bot_id: int | None = None
+) -> None:
+    """Revoke every live key bound to this operator (fired) or bot (deleted): a key dies with
+    its owner, and rehiring does not bring it back."""
+    if operator_id is not None:
+        owner = ApiKey.operator_id == operator_id
+    else:
+        owner = ApiKey.bot_id == bot_id
+    await session.execute(
+        update(ApiKey)
+        .where(owner, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )

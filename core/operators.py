@@ -12,6 +12,7 @@ from typing import Literal, TypedDict, Unpack
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import routing
+from core.api_keys import revoke_keys_of
 from core.models import Operator, Outbox
 
 Presence = Literal["online", "offline"]
@@ -37,7 +38,8 @@ async def change(
     """Apply ``changes`` to the operator, then rebalance every line they are in
     (``routing.operator_changed``), all in the caller's transaction.
 
-    Firing sets ``fired_at`` to ``now`` (rehiring clears it); a new or ended vacation owes the
+    Firing sets ``fired_at`` to ``now`` (rehiring clears it) and revokes the operator's API
+    keys; a new or ended vacation owes the
     vacation workflow an outbox row, whose timer serves the waiting queue when it ends.
     Returns the dialogs owed a wake-up (already written to the outbox).
     """
@@ -47,6 +49,8 @@ async def change(
     if fired != operator.fired:
         operator.fired = fired
         operator.fired_at = now if fired else None
+        if fired:
+            await revoke_keys_of(session, now, operator_id=operator.id)
     if "vacation_until" in changes:
         session.add(Outbox(kind="vacation", operator_id=operator.id))
     return await routing.operator_changed(session, operator.id, now)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, NoNul, Principal, Session, get_or_404, require
 from api.errors import ApiError
+from core.api_keys import revoke_keys_of
 from core.models import Bot, Line
 
 router = APIRouter(prefix="/v1/bots", tags=["bots"])
@@ -94,4 +95,5 @@ async def delete_bot(bot_id: int, session: Session, _: Admin) -> None:
         word = "line" if len(using) == 1 else "lines"
         raise ApiError(409, f"bot {bot_id} is enabled on {word} {lines}; disable it there first")
     bot.deleted_at = datetime.now(UTC)
+    await revoke_keys_of(session, bot.deleted_at, bot_id=bot.id)
     await session.commit()

@@ -1,11 +1,13 @@
 """Who may call what: bearer keys, their roles, and how keys are issued, stored and revoked."""
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 
 from api.app import create_app
 from core.config import Settings
-from core.models import ApiKey
+from core.models import ApiKey, Bot, Operator
 from tests.conftest import client_for
 
 PROBLEM_JSON = "application/problem+json"
@@ -89,6 +91,49 @@ async def test_revoked_key_is_401(app, admin):
         assert_problem(await supervisor.get("/v1/lines"), 401)
     listed = {key["id"]: key for key in (await admin.get("/v1/api-keys")).json()}
     assert listed[issued["id"]]["revoked_at"] is not None
+
+
+async def test_firing_an_operator_kills_their_keys_and_rehiring_does_not_revive_them(app, admin):
+    ann = await create_operator(admin, "Ann")
+    issued = await issue_key(admin, "operator", operator_id=ann)
+    async with client_for(app, issued["key"]) as as_ann:
+        assert (await as_ann.get("/v1/lines")).status_code == 200
+        fired = await admin.patch(f"/v1/operators/{ann}", json={"fired": True})
+        assert fired.status_code == 200, fired.text
+        assert_problem(await as_ann.get("/v1/lines"), 401)
+        rehired = await admin.patch(f"/v1/operators/{ann}", json={"fired": False})
+        assert rehired.status_code == 200, rehired.text
+        assert_problem(await as_ann.get("/v1/lines"), 401)
+    listed = {key["id"]: key for key in (await admin.get("/v1/api-keys")).json()}
+    assert listed[issued["id"]]["revoked_at"] is not None
+
+
+async def test_deleting_a_bot_kills_its_keys(app, admin):
+    bot = await create_bot(admin)
+    issued = await issue_key(admin, "bot", bot_id=bot)
+    async with client_for(app, issued["key"]) as as_bot:
+        assert (await as_bot.get("/v1/dialogs")).status_code == 200
+        assert (await admin.delete(f"/v1/bots/{bot}")).status_code == 204
+        assert_problem(await as_bot.get("/v1/dialogs"), 401)
+
+
+async def test_a_key_whose_owner_is_gone_fails_even_unrevoked(app, admin):
+    """Revocation is checked on every request: an owner fired or deleted by any path (here
+    straight in the database) takes the key with it."""
+    ann = await create_operator(admin, "Ann")
+    bot = await create_bot(admin)
+    keys = [
+        (await issue_key(admin, "operator", operator_id=ann))["key"],
+        (await issue_key(admin, "bot", bot_id=bot))["key"],
+    ]
+    async with app.state.sessions() as session:
+        operator, helper = await session.get(Operator, ann), await session.get(Bot, bot)
+        operator.fired = True
+        helper.deleted_at = datetime.now(UTC)
+        await session.commit()
+    for key in keys:
+        async with client_for(app, key) as caller:
+            assert_problem(await caller.get("/v1/dialogs"), 401)
 
 
 # --- 403: known caller, wrong role -------------------------------------------------------
