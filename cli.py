@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import get_args
 
+from pydantic import ValidationError
+
 from core.api_keys import Role
 from core.config import Settings, get_settings
 
@@ -179,7 +181,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(args.run(args))
+    try:
+        sys.exit(args.run(args))
+    except ValidationError as error:  # the environment's settings, read at start
+        for problem in error.errors():
+            field = ".".join(str(part) for part in problem["loc"])
+            print(f"openlines: invalid setting {field}: {problem['msg']}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The FastAPI application factory."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,6 +31,8 @@ from channels.telegram import endpoints as telegram_endpoints
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 
+log = logging.getLogger("openlines.api")
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the engine opens at startup and closes at shutdown."""
@@ -43,6 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = session_factory(engine)
         app.state.read_sessions = session_factory(reader)
         app.state.temporal = None  # connected on first use
+        if settings.bootstrap_admin_key is not None:
+            log.warning(
+                "OPENLINES_BOOTSTRAP_ADMIN_KEY is set: whoever holds it is an admin. Issue "
+                "keys with POST /v1/api-keys (or `openlines keys create`), then unset it."
+            )
         yield
         await engine.dispose()
         await reader.dispose()

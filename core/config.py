@@ -4,8 +4,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Fewer characters than this and a bootstrap admin key is refused (``openlines dev`` makes 41).
+MIN_ADMIN_KEY_LENGTH = 32
+# Words of sample configs: a key holding one is a placeholder nobody replaced.
+_PLACEHOLDER_WORDS = ("changeme", "placeholder", "example", "yourkey", "secret", "password")
+MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class Settings(BaseSettings):
@@ -35,6 +41,7 @@ class Settings(BaseSettings):
     bootstrap_admin_key: SecretStr | None = Field(
         None, description="Accepted as an admin key; how a fresh install is first configured"
     )
+
     max_lines: int = Field(0, ge=0, description="Cap on the number of lines; 0 = no cap")
     max_history_events: int = Field(
         10_000, ge=100, description="A dialog's run continues as new after this many events"
@@ -66,6 +73,26 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     temporal_port: int = Field(7233, ge=1, le=65535, description="gRPC port of the dev server")
     temporal_ui_port: int = Field(8233, ge=1, le=65535, description="UI port of the dev server")
+
+    @field_validator("bootstrap_admin_key")
+    @classmethod
+    def _usable_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse a key anyone could guess: short, a sample config's placeholder, or one
+        character repeated."""
+        if value is None:
+            return None
+        key = value.get_secret_value()
+        letters = "".join(c for c in key.lower() if c.isalnum())
+        if (
+            len(key) < MIN_ADMIN_KEY_LENGTH
+            or any(word in letters for word in _PLACEHOLDER_WORDS)
+            or len(set(key)) < 8
+        ):
+            raise ValueError(
+                f"OPENLINES_BOOTSTRAP_ADMIN_KEY must be at least {MIN_ADMIN_KEY_LENGTH} random "
+                f"characters, not a sample config's placeholder; make one with: {MAKE_A_KEY}"
+            )
+        return value
 
     @property
     def resolved_database_url(self) -> str:

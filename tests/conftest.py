@@ -29,7 +29,7 @@ from core.models import Base
 from tests.channels.receiver import Receiver, serve_receiver
 from tests.channels.telegram_fake import FakeTelegram, serve_telegram
 
-ADMIN_KEY = "test-bootstrap-admin-key"
+ADMIN_KEY = "test-bootstrap-admin-key-4f9c2a7e1b8d"
 POSTGRES_URL = os.environ.get(
     "OPENLINES_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

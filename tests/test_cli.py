@@ -27,7 +27,15 @@ OPENLINES = Path(sys.executable).parent / "openlines"  # the console script of t
 
 def openlines(database_url: str, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the command in ``folder`` with only this database configured."""
+    return openlines_with(database_url, folder, {}, *args)
+
+
+def openlines_with(
+    database_url: str, folder: Path, settings: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the command in ``folder`` with this database and these ``OPENLINES_*`` settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}
+    env.update(settings)
     env["OPENLINES_DATABASE_URL"] = database_url
     env["OPENLINES_DATA_DIR"] = str(folder / "data")
     return subprocess.run(
@@ -182,3 +190,32 @@ def test_migrate_does_not_print_the_database_password(
     assert result.returncode == 0, result.stderr
     assert "is up to date" in result.stdout
     assert password not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("key", ["CHANGE_ME", "change-me-change-me-change-me-change-me", "x" * 40])
+def test_a_guessable_bootstrap_admin_key_stops_the_api_and_the_worker(tmp_path: Path, key: str):
+    database = f"sqlite+aiosqlite:///{tmp_path / 'openlines.db'}"
+    for command in ("api", "worker"):
+        env_key = {"OPENLINES_BOOTSTRAP_ADMIN_KEY": key}
+        result = openlines_with(database, tmp_path, env_key, command)
+        assert result.returncode == 2, result.stderr
+        assert "invalid setting bootstrap_admin_key" in result.stderr
+        assert "at least 32 random characters" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert key not in result.stderr
+
+
+async def test_a_bootstrap_admin_key_is_warned_about_while_set(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'openlines.db'}",
+        bootstrap_admin_key="aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bD1fH",
+    )
+    app = create_app(settings)
+    with caplog.at_level("WARNING", logger="openlines.api"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert "OPENLINES_BOOTSTRAP_ADMIN_KEY is set" in caplog.text
+    assert settings.bootstrap_admin_key is not None
+    assert settings.bootstrap_admin_key.get_secret_value() not in caplog.text

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from api.app import create_app
 from core.config import Settings
 from core.models import ApiKey, Bot, Operator
-from tests.conftest import client_for
+from tests.conftest import ADMIN_KEY, client_for
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -72,7 +72,7 @@ async def test_missing_authorization_is_401_with_a_bearer_challenge(app):
         "Bearer not-a-key",
         "Bearer ",
         "Basic dXNlcjpwYXNz",
-        "test-bootstrap-admin-key",  # the right key without the scheme
+        ADMIN_KEY,  # the right key without the scheme
         "Bearer clé".encode("latin-1"),  # not ASCII
     ],
 )

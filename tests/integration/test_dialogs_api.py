@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from core.line_settings import LineSettings
 from core.models import Dialog, Message, Outbox
-from tests.conftest import client_for
+from tests.conftest import ADMIN_KEY, client_for
 from tests.integration.conftest import System, running_worker
 
 
@@ -116,7 +116,7 @@ async def test_messages_posted_while_the_worker_is_down_are_all_delivered(
 ):
     app = await make_app()
     app.state.temporal = temporal.client
-    async with client_for(app, "test-bootstrap-admin-key") as admin:
+    async with client_for(app, ADMIN_KEY) as admin:
         system = System(app, admin, temporal, task_queue)
         ann = await system.operator("Ann")
         _, channel, secret = await system.line([ann])
