@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import start_http_server
 
 from api import errors, metrics
 from api.routes import (
@@ -46,12 +47,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = session_factory(engine)
         app.state.read_sessions = session_factory(reader)
         app.state.temporal = None  # connected on first use
+        exporter = None
+        if settings.metrics_port is not None:
+            exporter, _ = start_http_server(settings.metrics_port, settings.api_host)
         if settings.bootstrap_admin_key is not None:
             log.warning(
                 "OPENLINES_BOOTSTRAP_ADMIN_KEY is set: whoever holds it is an admin. Issue "
                 "keys with POST /v1/api-keys (or `openlines keys create`), then unset it."
             )
         yield
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()
         await engine.dispose()
         await reader.dispose()
 

@@ -1,5 +1,9 @@
 """HTTP request metrics, labelled by route template (not by raw path, which holds ids).
 
+Every label takes a bounded set of values, so no request can add series: the method is one
+of the HTTP methods the API knows (``other`` for any other), the route its template
+(``unmatched`` for a path no route has), the status a code the API answers.
+
 A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` runs every request through an
 extra task and memory stream, which costs more than the handler of a small request.
 """
@@ -14,6 +18,7 @@ REQUESTS = Counter(
     "openlines_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
 LATENCY = Histogram("openlines_http_request_seconds", "HTTP request duration", ["method", "route"])
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestMetrics:
@@ -40,8 +45,9 @@ class RequestMetrics:
         finally:
             # The router put the matched route into the scope on its way through.
             template = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-            LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            REQUESTS.labels(method, template, str(status)).inc()
+            LATENCY.labels(method, template).observe(time.perf_counter() - started)
 
 
 def install(app: FastAPI) -> None:

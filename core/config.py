@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port (on api_host) instead of the API's own",
+    )
     temporal_port: int = Field(7233, ge=1, le=65535, description="gRPC port of the dev server")
     temporal_ui_port: int = Field(8233, ge=1, le=65535, description="UI port of the dev server")
 

@@ -57,5 +57,8 @@ async def readyz(request: Request, session: Session) -> dict[str, str] | Respons
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics, unless they are served on their own port (``metrics_port``)."""
+    if request.app.state.settings.metrics_port is not None:
+        raise ApiError(404, "metrics are served on the metrics port")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
@@ -151,3 +152,44 @@ async def test_metrics_answer_without_a_key_and_count_failed_probes(tmp_path: Pa
     assert response.headers["content-type"].startswith("text/plain")
     counted = requests_counted(response.text, "GET", "/readyz", 503)
     assert counted - requests_counted(before, "GET", "/readyz", 503) == 2
+
+
+def series(metrics: str) -> set[str]:
+    """Every request series (name and labels) the exposition holds."""
+    return {
+        line.rsplit(" ", 1)[0]
+        for line in metrics.splitlines()
+        if line.startswith(("openlines_http_requests_total{", "openlines_http_request_seconds_"))
+    }
+
+
+async def test_random_methods_and_paths_add_no_series(tmp_path: Path):
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    async with started(settings) as app, client_for(app, None) as anonymous:
+        for n in range(20):  # every label value these requests can reach, seen once
+            await anonymous.request(f"M{n}", f"/nowhere/{n}")
+            await anonymous.get(f"/v1/dialogs/{n}")
+        await anonymous.get("/metrics")  # the scrape is counted once it has answered
+        before = series((await anonymous.get("/metrics")).text)
+        for n in range(1000):
+            await anonymous.request(f"X{n}Y", f"/random/{n}/path")
+            await anonymous.get(f"/v1/dialogs/{1000 + n}")
+        after = series((await anonymous.get("/metrics")).text)
+    assert after == before
+    assert any('method="other",route="unmatched"' in s for s in after)
+    assert not any("/random/" in s or "X1Y" in s for s in after)
+
+
+async def test_metrics_can_move_to_their_own_port(tmp_path: Path):
+    port = free_port()
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", metrics_port=port
+    )
+    async with started(settings) as app, client_for(app, None) as anonymous:
+        await anonymous.get("/healthz")
+        on_the_api = await anonymous.get("/metrics")
+        async with httpx.AsyncClient() as scraper:
+            scraped = await scraper.get(f"http://127.0.0.1:{port}/metrics")
+    assert on_the_api.status_code == 404
+    assert scraped.status_code == 200
+    assert requests_counted(scraped.text, "GET", "/healthz", 200) >= 1
