@@ -98,7 +98,7 @@ def build_worker(
             kpi.overdue,
             leads.create_lead,
             leads.reassign_lead,
-            WebhookActivities(sessions).deliver,
+            WebhookActivities(sessions, allow_private=config.webhook_allow_private).deliver,
             delivery.send,
             delivery.give_up,
         ],

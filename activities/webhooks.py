@@ -8,8 +8,6 @@ again, so receivers deduplicate by ``X-Openlines-Delivery`` (or the event ``id``
 """
 
 import asyncio
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from channels.webhook.signing import live_secrets, signed_headers
+from core import egress
 from core.events.models import Event, WebhookDelivery, WebhookSubscription
 
 TIMEOUT_S = 10.0
@@ -40,11 +40,6 @@ def event_body(event: Event) -> dict[str, Any]:
     }
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Openlines-Signature`` value: HMAC-SHA256 of the exact body bytes."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def _last_attempt() -> bool:
     """Whether Temporal will not try this activity again after a retryable failure: by the
     retry policy the task came with or, when the server sends none (the test server), the
@@ -60,11 +55,17 @@ def _clean(error: str) -> str:
 
 
 class WebhookActivities:
+    """``allow_private``: subscriber URLs may lead to private addresses (``core.egress``)."""
+
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], timeout_s: float = TIMEOUT_S
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        timeout_s: float = TIMEOUT_S,
+        allow_private: bool = False,
     ) -> None:
         self._sessions = sessions
         self._timeout_s = timeout_s
+        self._allow_private = allow_private
 
     @activity.defn
     async def deliver(self, delivery_id: int) -> str:
@@ -96,16 +97,25 @@ class WebhookActivities:
             return "failed"
 
         body = json.dumps(event_body(event), separators=(",", ":")).encode()
+        now = datetime.now(UTC)
+        secrets = live_secrets(
+            subscription.secret,
+            subscription.previous_secret,
+            subscription.previous_secret_until,
+            now,
+        )
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-Openlines-Event": event.type,
             "X-Openlines-Delivery": str(delivery_id),
-            "X-Openlines-Signature": sign(subscription.secret, body),
+            **signed_headers(secrets, body, now),
         }
-        code, error = await self._post(subscription.url, body, headers)
+        code, error, refused = await self._post(subscription.url, body, headers)
         delivered = code is not None and 200 <= code < 300
-        retryable = code is None or not (400 <= code < 500) or code in RETRYABLE_4XX
+        retryable = not refused and (
+            code is None or not (400 <= code < 500) or code in RETRYABLE_4XX
+        )
         if delivered:
             status = "delivered"
         elif not retryable or _last_attempt():
@@ -115,29 +125,42 @@ class WebhookActivities:
         await self._record(delivery_id, status, code, error)
         if delivered:
             return status
+        # The URL is not named: it may hold a token of the subscriber's.
         raise ApplicationError(
-            f"delivery {delivery_id} to {subscription.url}: {error}", non_retryable=not retryable
+            f"delivery {delivery_id} to webhook {subscription.id}: {error}",
+            non_retryable=not retryable,
         )
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[int | None, str | None]:
-        """The answer's status code and, unless 2xx, what went wrong. The answer's body is
-        not read: only its status matters, and a receiver could send any amount."""
+    ) -> tuple[int | None, str | None, bool]:
+        """The answer's status code, unless 2xx what went wrong, and whether the URL was
+        refused before sending (it leads to a private address). The answer's body is not
+        read: only its status matters, and a receiver could send any amount. Errors are
+        generic: the operating system's detail would map internal ports."""
         try:
             async with (
                 asyncio.timeout(self._timeout_s),
                 httpx.AsyncClient(timeout=self._timeout_s) as http,
-                http.stream("POST", url, content=body, headers=headers) as response,
             ):
+                pinned = await egress.pin(url, self._allow_private)
+                request = pinned.request(http, "POST", body, headers)
+                response = await http.send(request, stream=True, follow_redirects=False)
+                await response.aclose()
                 code = response.status_code
+        except egress.Refused as refused:
+            return None, f"not sent: {refused}", True
+        except egress.Unresolved as unresolved:
+            return None, str(unresolved), False
         except TimeoutError:
-            return None, f"no answer within {self._timeout_s:g} s"
+            return None, f"no answer within {self._timeout_s:g} s", False
         except (httpx.HTTPError, httpx.InvalidURL) as error:
-            return None, _clean(f"{type(error).__name__}: {error}")
+            if isinstance(error, httpx.InvalidURL):
+                return None, "not sent: the URL is not valid", True
+            return None, egress.generic_error(error), False
         if 200 <= code < 300:
-            return code, None
-        return code, _clean(f"HTTP {code} {response.reason_phrase}".strip())
+            return code, None, False
+        return code, _clean(f"HTTP {code} {response.reason_phrase}".strip()), False
 
     async def _record(
         self,

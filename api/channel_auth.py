@@ -12,16 +12,13 @@ from fastapi import Request
 from api.deps import bearer_token, same_secret
 from api.errors import ApiError
 from channels import registry
-from channels.webhook.signing import BadSignature, verify
+from channels.webhook.signing import BadSignature, live_secrets, verify
 from core.models import Channel
 
 
 def secrets_of(channel: Channel, now: datetime) -> list[str]:
     """The secrets that verify now: the current one and, during its grace, the previous."""
-    until = channel.previous_secret_until
-    if channel.previous_secret and until is not None and until.replace(tzinfo=UTC) > now:
-        return [channel.secret, channel.previous_secret]
-    return [channel.secret]
+    return live_secrets(channel.secret, channel.previous_secret, channel.previous_secret_until, now)
 
 
 async def prove_channel(request: Request, channel: Channel) -> None:

@@ -65,11 +65,14 @@ class DeliveryError(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """The channel a message goes out on: its stored config and secret."""
+    """The channel a message goes out on: its stored config and its live secrets (the
+    current one first; the previous one too during a rotation's grace). ``allow_private``:
+    URLs users gave may lead to private addresses (``core.egress``)."""
 
     channel_id: int
     config: dict[str, Any]
-    secret: str
+    secrets: tuple[str, ...]
+    allow_private: bool = False
 
 
 Send = Callable[[Target, Outgoing, httpx.AsyncClient], Awaitable[Sent]]

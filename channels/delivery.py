@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from channels import registry
 from channels.contract import Connector, DeliveryError, Outgoing, Sent, Target
 from channels.sender import sender_of
+from channels.webhook.signing import live_secrets
 from core.config import Settings
 from core.events.publish import record
 from core.line_settings import LineSettings
@@ -137,7 +138,19 @@ class DeliveryActivities:
         config = dict(channel.config)
         if connector.send_config is not None:  # the server's settings send needs (a base URL)
             config = connector.send_config(config, self._settings)
-        target = Target(channel_id=channel.id, config=config, secret=channel.secret)
+        target = Target(
+            channel_id=channel.id,
+            config=config,
+            secrets=tuple(
+                live_secrets(
+                    channel.secret,
+                    channel.previous_secret,
+                    channel.previous_secret_until,
+                    datetime.now(UTC),
+                )
+            ),
+            allow_private=self._settings.webhook_allow_private,
+        )
         return _Parcel(connector, target, outgoing)
 
     async def _finish(

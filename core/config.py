@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     bitrix24_webhook_url: str = Field(
         "", description="Bitrix24 inbound-webhook URL (https://<portal>/rest/<user>/<token>/)"
     )
+    webhook_allow_private: bool = Field(
+        False,
+        description=(
+            "Webhooks (subscriptions and webhook channels) may POST to loopback, private and "
+            "link-local addresses; off, only to the public internet"
+        ),
+    )
     worktime_tracking: bool = Field(
         False,
         description=(

@@ -76,6 +76,8 @@ def child_env(settings: Settings, key: str, database_url: str) -> dict[str, str]
         OPENLINES_API_HOST=settings.api_host,
         OPENLINES_API_PORT=str(settings.api_port),
         OPENLINES_DATA_DIR=str(settings.data_dir),
+        # Local receivers are normal in development; the banner says this is on.
+        OPENLINES_WEBHOOK_ALLOW_PRIVATE="true",
     )
     return env
 
@@ -198,6 +200,8 @@ def run(settings: Settings) -> int:
             f"  Temporal UI {settings.temporal_ui_url}\n"
             f"  Admin key   {key}\n"
             f"  Data folder {data_dir}\n"
+            "  Webhooks may POST to private and loopback addresses here"
+            " (OPENLINES_WEBHOOK_ALLOW_PRIVATE=true; off in production)\n"
             f"Try: curl -H 'Authorization: Bearer {key}' {api_url}/v1/lines\n"
             "Press Ctrl-C to stop.\n",
             flush=True,

@@ -30,6 +30,9 @@ from tests.channels.receiver import Receiver, serve_receiver
 from tests.channels.telegram_fake import FakeTelegram, serve_telegram
 
 ADMIN_KEY = "test-bootstrap-admin-key-4f9c2a7e1b8d"
+# Tests' receivers listen on 127.0.0.1, as in development (``openlines dev`` sets this too);
+# tests of the refusal pass ``allow_private=False`` themselves.
+os.environ.setdefault("OPENLINES_WEBHOOK_ALLOW_PRIVATE", "true")
 POSTGRES_URL = os.environ.get(
     "OPENLINES_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

@@ -8,7 +8,7 @@ failure there leaves nothing saved.
 import logging
 import math
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
@@ -23,6 +23,7 @@ from api.errors import RETRY_AFTER_S, ApiError, invalid, validation_error
 from api.routes.lines import load_line
 from channels import registry
 from channels.contract import Connect, ConnectFailed, Server
+from channels.webhook.signing import ROTATION_GRACE
 from core.config import Settings
 from core.models import Channel, Line
 
@@ -33,8 +34,6 @@ SERVICE_TIMEOUT_S = 15.0
 ChannelType = Literal["api", "webchat", "telegram", "webhook"]
 # Types whose connector can be connected here; the others are refused until it can.
 AVAILABLE_TYPES = tuple(registry.CONNECTORS)
-# A rotated secret keeps verifying this long, so senders can switch over.
-ROTATION_GRACE = timedelta(hours=24)
 
 
 class ChannelCreate(BaseModel):
@@ -255,7 +254,8 @@ async def delete_channel(
 
 @router.post("/v1/channels/{channel_id}/rotate-secret")
 async def rotate_secret(channel_id: int, session: Session, _: Admin) -> ChannelCreated:
-    """A new secret; the old one keeps verifying for 24 h, so senders can switch over."""
+    """A new secret; the old one keeps signing and verifying for 24 h, so both sides can
+    switch over."""
     channel = await get_or_404(session, Channel, channel_id, "channel", lock=True)
     channel.previous_secret = channel.secret
     channel.previous_secret_until = datetime.now(UTC) + ROTATION_GRACE

@@ -1,8 +1,10 @@
 """Webhook subscriptions: create, list, change, delete, and each one's delivery log. Admins only.
 
 A subscription names the event types it wants (``["*"]`` for every type, including types
-added later). Its secret signs every delivery (``X-Openlines-Signature``); it is generated when
-not given and shown in full only in the create answer.
+added later). Its secret signs every delivery as a webhook channel's are signed
+(``X-Openlines-Timestamp`` and ``X-Openlines-Signature`` over ``<timestamp>.<body>``,
+``channels.webhook.signing``); it is generated when not given and shown in full only in the
+create and rotate answers.
 """
 
 import re
@@ -13,13 +15,16 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import select, update
+from temporalio.service import RPCError
 
-from api.deps import MAX_ID, Admin, NoNul, ReadSession, Session, get_or_404
-from api.errors import invalid
+from api.deps import MAX_ID, Admin, AppSettings, NoNul, ReadSession, Session, Temporal, get_or_404
+from api.errors import ApiError, invalid, unavailable
+from channels.webhook.signing import ROTATION_GRACE
 from core.events.dispatch import ALL
 from core.events.models import Event, WebhookDelivery, WebhookSubscription
 from core.events.publish import EventType
+from workflows.webhook_delivery import WebhookDeliveryWorkflow, workflow_id
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -194,20 +199,73 @@ async def list_deliveries(
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
     rows = list(await session.execute(query))
-    items = [
-        DeliveryOut(
-            id=delivery.id,
-            webhook_id=delivery.webhook_id,
-            event_id=delivery.event_id,
-            type=event_type,
-            status=delivery.status,
-            attempts=delivery.attempts,
-            last_status_code=delivery.last_status_code,
-            last_error=delivery.last_error,
-            created_at=delivery.created_at,
-            delivered_at=delivery.delivered_at,
-        )
-        for delivery, event_type in rows[:limit]
-    ]
+    items = [delivery_out(delivery, event_type) for delivery, event_type in rows[:limit]]
     next_cursor = str(items[-1].id) if len(rows) > limit else None
     return DeliveryPage(items=items, next_cursor=next_cursor)
+
+
+def delivery_out(delivery: WebhookDelivery, event_type: str) -> DeliveryOut:
+    return DeliveryOut(
+        id=delivery.id,
+        webhook_id=delivery.webhook_id,
+        event_id=delivery.event_id,
+        type=event_type,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        delivered_at=delivery.delivered_at,
+    )
+
+
+@router.post("/{webhook_id}/rotate-secret")
+async def rotate_secret(webhook_id: int, session: Session, _: Admin) -> WebhookCreated:
+    """A new signing secret. For 24 hours deliveries carry two signatures (the new
+    secret's and the previous one's, comma-separated), so the subscriber can switch over."""
+    row = await get_or_404(session, WebhookSubscription, webhook_id, "webhook", lock=True)
+    row.previous_secret = row.secret
+    row.previous_secret_until = datetime.now(UTC) + ROTATION_GRACE
+    row.secret = secrets.token_urlsafe(32)
+    await session.commit()
+    return WebhookCreated(**webhook_out(row).model_dump(), secret=row.secret)
+
+
+@router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202)
+async def redeliver(
+    webhook_id: int,
+    delivery_id: int,
+    session: Session,
+    client: Temporal,
+    settings: AppSettings,
+    _: Admin,
+) -> DeliveryOut:
+    """Send a failed delivery again, with a new round of attempts (409 unless failed)."""
+    subscription = await get_or_404(session, WebhookSubscription, webhook_id, "webhook")
+    delivery = await get_or_404(session, WebhookDelivery, delivery_id, "delivery", lock=True)
+    if delivery.webhook_id != subscription.id:
+        raise ApiError(404, f"delivery {delivery_id} does not exist")
+    if delivery.status != "failed":
+        raise ApiError(
+            409, f"delivery {delivery_id} is {delivery.status}: only a failed one goes again"
+        )
+    event_type = await session.scalar(select(Event.type).where(Event.id == delivery.event_id))
+    delivery.status, delivery.last_error = "pending", None
+    await session.commit()
+    try:
+        await client.start_workflow(
+            WebhookDeliveryWorkflow.run,
+            delivery_id,
+            id=f"{workflow_id(delivery_id)}-again-{secrets.token_hex(4)}",
+            task_queue=settings.task_queue,
+        )
+    except RPCError:
+        # Not started: the row goes back to failed, so it can be asked for again.
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending")
+            .values(status="failed", last_error="redelivery not started: Temporal unavailable")
+        )
+        await session.commit()
+        raise unavailable("Temporal is unavailable; try again") from None
+    return delivery_out(delivery, event_type or "")

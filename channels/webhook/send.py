@@ -8,6 +8,7 @@ request goes only where the admin said.
 
 import asyncio
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from channels.contract import DeliveryError, Outgoing, Sent, Target
 from channels.webhook.schemas import WebhookConfig, WebhookMessage
 from channels.webhook.signing import signed_headers
+from core import egress
 
 TIMEOUT_S = 10.0
 """The whole request, answer included, must be done within this."""
@@ -48,14 +50,15 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _clean(text: str, secret: str) -> str:
-    """One printable line (no NUL, which PostgreSQL text refuses), the secret blanked out,
+def _clean(text: str, secrets: Sequence[str]) -> str:
+    """One printable line (no NUL, which PostgreSQL text refuses), the secrets blanked out,
     cut to ``ANSWER_TEXT_MAX`` characters.
 
-    The secret goes before the cut, so no part of it can be left straddling the end.
+    The secrets go before the cut, so no part of one can be left straddling the end.
     """
-    if secret:
-        text = text.replace(secret, _REDACTED)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
     printable = "".join(c if c.isprintable() else " " for c in text)
     return " ".join(printable.split())[:ANSWER_TEXT_MAX]
 
@@ -112,25 +115,27 @@ async def send(target: Target, outgoing: Outgoing, http: httpx.AsyncClient) -> S
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Openlines-Delivery": str(outgoing.message_id),
-        **signed_headers(target.secret, body, datetime.now(UTC)),
+        **signed_headers(target.secrets, body, datetime.now(UTC)),
     }
-    request = http.build_request(
-        "POST", str(config.url), content=body, headers=headers, timeout=TIMEOUT_S
-    )
     deadline = asyncio.get_running_loop().time() + TIMEOUT_S
     try:
         async with asyncio.timeout_at(deadline):
+            pinned = await egress.pin(str(config.url), target.allow_private)
+            request = pinned.request(http, "POST", body, headers)
             response = await http.send(request, stream=True, follow_redirects=False)
+    except egress.Refused as refused:
+        raise DeliveryError(f"not sent: {refused}", permanent=True) from None
+    except egress.Unresolved as unresolved:
+        raise DeliveryError(str(unresolved)) from None
     except (TimeoutError, httpx.TimeoutException):
         raise DeliveryError(f"the receiver did not answer within {TIMEOUT_S:g} s") from None
     except httpx.HTTPError as error:
-        detail = _clean(f"{type(error).__name__}: {error}", target.secret)
-        raise DeliveryError(f"could not reach the receiver: {detail}") from None
+        raise DeliveryError(egress.generic_error(error)) from None
     try:
         status = response.status_code
         if 200 <= status < 300:
             return Sent()
-        text = _clean(await _answer_text(response, deadline), target.secret)
+        text = _clean(await _answer_text(response, deadline), target.secrets)
         retry_after = retry_after_seconds(response.headers.get("retry-after"), datetime.now(UTC))
     finally:
         await response.aclose()

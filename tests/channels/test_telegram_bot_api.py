@@ -71,7 +71,7 @@ def outgoing(**fields: object) -> Outgoing:
 
 def target(telegram_fake: FakeTelegram, token: str = TOKEN) -> Target:
     return Target(
-        channel_id=3, config={"bot_token": token, "api_url": telegram_fake.url}, secret="s"
+        channel_id=3, config={"bot_token": token, "api_url": telegram_fake.url}, secrets=("s",)
     )
 
 
@@ -364,7 +364,7 @@ async def test_send_with_a_revoked_token_is_permanent(telegram_fake, http):
 
 async def test_send_network_failures_are_transient(telegram_fake, http, monkeypatch):
     down = Target(
-        channel_id=3, config={"bot_token": TOKEN, "api_url": closed_port_url()}, secret=""
+        channel_id=3, config={"bot_token": TOKEN, "api_url": closed_port_url()}, secrets=()
     )
     with pytest.raises(DeliveryError) as refused:
         await send(down, outgoing(), http)
@@ -386,7 +386,7 @@ async def test_send_without_api_url_goes_to_the_public_api():
         return httpx.Response(200, json={"ok": True, "result": {"message_id": 5}})
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        sent = await send(Target(3, {"bot_token": TOKEN}, ""), outgoing(), http)
+        sent = await send(Target(3, {"bot_token": TOKEN}, ()), outgoing(), http)
 
     assert sent.external_id == "5"
     assert str(seen[0]) == f"https://api.telegram.org/bot{TOKEN}/sendMessage"
@@ -394,6 +394,6 @@ async def test_send_without_api_url_goes_to_the_public_api():
 
 async def test_send_without_a_token_is_permanent(http):
     with pytest.raises(DeliveryError) as caught:
-        await send(Target(3, {}, ""), outgoing(), http)
+        await send(Target(3, {}, ()), outgoing(), http)
 
     assert caught.value.permanent

@@ -36,7 +36,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def target(url: str, secret: str = SECRET) -> Target:
-    return Target(channel_id=3, config={"url": url}, secret=secret)
+    return Target(channel_id=3, config={"url": url}, secrets=(secret,), allow_private=True)
 
 
 async def failed(url: str, http: httpx.AsyncClient) -> DeliveryError:
@@ -192,7 +192,7 @@ async def test_answer_text_cut_to_200(receiver: Receiver, http: httpx.AsyncClien
 async def test_connection_refused_is_transient(http: httpx.AsyncClient) -> None:
     error = await failed(closed_port_url(), http)
     assert not error.permanent
-    assert error.reason.startswith("could not reach the receiver: ConnectError")
+    assert error.reason == "could not connect to the receiver"  # no Errno: ports stay unmapped
 
 
 async def test_timeout_is_transient(
@@ -226,3 +226,23 @@ async def test_secret_never_in_reason(receiver: Receiver, http: httpx.AsyncClien
         assert SECRET not in reason
         assert SECRET[:8] not in reason
     assert reasons[0] == "the receiver answered HTTP 500: bad key [secret]"
+
+
+async def test_a_receiver_on_a_private_address_is_refused_unless_allowed(
+    receiver: Receiver, http: httpx.AsyncClient
+) -> None:
+    inside = Target(channel_id=3, config={"url": receiver.url}, secrets=(SECRET,))
+    with pytest.raises(DeliveryError) as refused:
+        await send(inside, OUTGOING, http)
+    assert refused.value.permanent
+    assert "private, loopback, link-local or reserved address" in refused.value.reason
+    assert receiver.requests == []
+
+
+async def test_during_a_rotation_both_secrets_sign(receiver: Receiver, http: httpx.AsyncClient):
+    rotating = Target(3, {"url": receiver.url}, ("new-secret-0123456789", SECRET), True)
+    await send(rotating, OUTGOING, http)
+    (request,) = receiver.requests
+    assert request.headers["x-openlines-signature"].count("sha256=") == 2
+    for secret in rotating.secrets:  # a receiver holding either one verifies
+        verify(request.headers, request.body, [secret], datetime.now(UTC))

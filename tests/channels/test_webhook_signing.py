@@ -11,6 +11,7 @@ from channels.webhook.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     BadSignature,
+    live_secrets,
     sign,
     signed_headers,
     verify,
@@ -125,3 +126,25 @@ def test_empty_secret_never_verifies() -> None:
 def test_naive_now_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
         signed_headers(SECRET, BODY, datetime(2025, 3, 1, 12))
+
+
+def test_two_signatures_verify_when_either_matches() -> None:
+    headers = signed_headers([SECRET, OLD_SECRET], BODY, NOW)
+    assert headers[SIGNATURE_HEADER].count(",") == 1
+    verify(headers, BODY, [SECRET], NOW)
+    verify(headers, BODY, [OLD_SECRET], NOW)
+    assert failure(headers, secrets=["a-third-secret-0123"]) == (
+        "the signature does not match the body and timestamp"
+    )
+
+
+def test_three_signatures_are_malformed() -> None:
+    headers = signed_headers([SECRET, OLD_SECRET, "third-secret-01234"], BODY, NOW)
+    assert "malformed" in failure(headers)
+
+
+def test_the_previous_secret_is_live_for_its_grace_only() -> None:
+    until = NOW + timedelta(hours=1)
+    assert live_secrets(SECRET, OLD_SECRET, until, NOW) == [SECRET, OLD_SECRET]
+    assert live_secrets(SECRET, OLD_SECRET, until, until) == [SECRET]
+    assert live_secrets(SECRET, None, None, NOW) == [SECRET]

@@ -136,7 +136,9 @@ async def test_a_refused_delivery_is_retried_and_logged_once(
         {"dialog_id": 7, "message_id": 3},
     )
     assert datetime.fromisoformat(sent["created_at"]).tzinfo is not None
-    expected = hmac.new(SECRET.encode(), second.body, hashlib.sha256).hexdigest()
+    timestamp = second.headers["x-openlines-timestamp"]
+    signed = f"{timestamp}.".encode() + second.body  # as the webhook channel signs
+    expected = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
     assert second.headers["x-openlines-signature"] == f"sha256={expected}"
     assert second.headers["x-openlines-event"] == "message.created"
     assert second.headers["x-openlines-delivery"] == str(row.id)
