@@ -3,17 +3,31 @@
 A channel whose traits say ``signed`` (``webhook``) signs each request
 (``channels.webhook.signing``); the others carry the channel secret as a bearer token.
 Either way the previous secret still verifies during its grace after a rotation.
+
+These routes need no API key, so they answer every failure alike: an unknown or deleted
+channel, a missing or wrong secret, a bad signature all get the same 401, and nobody can
+learn which channel ids exist or what type they are. Why a request was refused is logged.
 """
 
+import logging
 from datetime import UTC, datetime
 
 from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import bearer_token, same_secret
+from api.deps import MAX_ID, same_secret
 from api.errors import ApiError
 from channels import registry
 from channels.webhook.signing import BadSignature, live_secrets, verify
 from core.models import Channel
+
+log = logging.getLogger("openlines.api.channels")
+DENIED = "unknown channel, or the request is not signed or authorized by it"
+
+
+def denied() -> ApiError:
+    """The one answer to a channel request that does not prove itself."""
+    return ApiError(401, DENIED, headers={"WWW-Authenticate": "Bearer"})
 
 
 def secrets_of(channel: Channel, now: datetime) -> list[str]:
@@ -21,15 +35,37 @@ def secrets_of(channel: Channel, now: datetime) -> list[str]:
     return live_secrets(channel.secret, channel.previous_secret, channel.previous_secret_until, now)
 
 
+async def proven_channel(request: Request, session: AsyncSession, channel_id: int) -> Channel:
+    """The channel, if it exists and the request proves it comes from its side."""
+    channel = await session.get(Channel, channel_id) if 1 <= channel_id <= MAX_ID else None
+    if channel is None or channel.deleted_at is not None:
+        log.info("channel request refused: no channel %s", channel_id)
+        raise denied()
+    await prove_channel(request, channel)
+    return channel
+
+
 async def prove_channel(request: Request, channel: Channel) -> None:
-    """Raise 401 unless the request is signed by, or carries, one of the channel's secrets."""
+    """Raise the 401 unless the request is signed by, or carries, one of the channel's
+    live secrets (a deleted channel has none)."""
     now = datetime.now(UTC)
-    if registry.traits(channel.type).signed:
+    reason = None
+    if channel.deleted_at is not None:
+        reason = "the channel is deleted"
+    elif registry.traits(channel.type).signed:
         try:
             verify(request.headers, await request.body(), secrets_of(channel, now), now)
         except BadSignature as error:
-            raise ApiError(401, f"bad signature: {error.reason}") from None
-        return
-    given = bearer_token(request, "channel secret")
-    if not any(same_secret(given, s) for s in secrets_of(channel, now)):
-        raise ApiError(401, "wrong channel secret", headers={"WWW-Authenticate": "Bearer"})
+            reason = f"bad signature: {error.reason}"
+    else:
+        given = _bearer(request)
+        if given is None or not any(same_secret(given, s) for s in secrets_of(channel, now)):
+            reason = "missing or wrong channel secret"
+    if reason is not None:
+        log.info("channel %s request refused: %s", channel.id, reason)
+        raise denied()
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

@@ -7,12 +7,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from api.channel_auth import prove_channel
-from api.deps import DbId, Session, get_or_404
+from api.channel_auth import proven_channel
+from api.deps import DbId, Session
 from api.errors import ApiError
 from channels import registry
 from core.inbound import InboundMessage, file_client_message
-from core.models import Channel, Chat, Message
+from core.models import Chat, Message
 
 router = APIRouter(tags=["inbound"])
 
@@ -37,13 +37,6 @@ class ReceiptsApplied(BaseModel):
     updated: int
 
 
-async def authenticated(request: Request, session: Session, channel_id: int) -> Channel:
-    """The channel, if the request proves it comes from its side (401 otherwise)."""
-    channel = await get_or_404(session, Channel, channel_id, "channel")
-    await prove_channel(request, channel)
-    return channel
-
-
 @router.post("/v1/channels/{channel_id}/messages", status_code=202)
 async def receive_message(
     channel_id: int,
@@ -54,7 +47,7 @@ async def receive_message(
     """File a client message. It is committed, with its outbox row, before this answers;
     the same ``message.external_id`` in the same chat again is answered with the first
     copy's ids and ``duplicate: true``."""
-    channel = await authenticated(request, session, channel_id)
+    channel = await proven_channel(request, session, channel_id)
     if not registry.traits(channel.type).files_through_api:
         raise ApiError(
             409, f"channel {channel_id} is a '{channel.type}' channel: it has its own endpoint"
@@ -70,7 +63,7 @@ async def receive_receipts(
 ) -> ReceiptsApplied:
     """A webhook channel's receiver says messages reached the client, or were read; a
     message only moves forward, and only messages of this channel's chats move."""
-    channel = await authenticated(request, session, channel_id)
+    channel = await proven_channel(request, session, channel_id)
     if not registry.traits(channel.type).signed:
         raise ApiError(
             409, f"channel {channel_id} is a '{channel.type}' channel: receipts are for 'webhook'"

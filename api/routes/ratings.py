@@ -11,14 +11,15 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from api.channel_auth import prove_channel
+from api.channel_auth import denied, prove_channel
 from api.deps import (
+    MAX_ID,
     AppSettings,
     NoNul,
     Principal,
     Session,
-    Temporal,
     get_or_404,
+    get_temporal,
     require,
 )
 from api.errors import ApiError
@@ -53,7 +54,6 @@ async def rate_by_client(
     body: ClientRatingBody,
     request: Request,
     session: Session,
-    client: Temporal,
     settings: AppSettings,
 ) -> DialogOut:
     """The client's like or dislike, proven as the dialog's channel proves its requests.
@@ -62,12 +62,15 @@ async def rate_by_client(
     over) a short run records it on the closed dialog. 409 when no rating is awaited or the
     rating time limit is over (the client is told so in the chat too).
     """
-    dialog = await get_or_404(session, Dialog, dialog_id, "dialog")
+    dialog = await session.get(Dialog, dialog_id) if 1 <= dialog_id <= MAX_ID else None
+    if dialog is None:  # answered as a wrong secret is: dialog ids are not to be probed
+        raise denied()
     channel = await session.scalar(
         select(Channel).join(Chat, Chat.channel_id == Channel.id).where(Chat.id == dialog.chat_id)
     )
     assert channel is not None
     await prove_channel(request, channel)
+    client = await get_temporal(request)  # after the proof: a stranger learns nothing more
     await session.commit()  # the workflow's activities need the database
     rating = ClientRating(dialog_id=dialog.id, value=body.value)
     if dialog.status == "closing":

@@ -21,7 +21,7 @@ import httpx
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
-from api.deps import MAX_ID, Session, get_or_404
+from api.deps import MAX_ID, Session
 from api.errors import ApiError, validation_error
 from channels.telegram.bot_api import BotApi, BotApiError
 from channels.telegram.updates import SECRET_HEADER, Incoming, parse_update, secret_matches
@@ -54,10 +54,14 @@ class Handled(BaseModel):
 
 @router.post("/v1/channels/{channel_id}/telegram")
 async def receive_update(channel_id: int, request: Request, session: Session) -> Handled:
-    """One update from Telegram."""
-    channel = await get_or_404(session, Channel, channel_id, "channel")
-    expected = channel.config.get("webhook_secret") if channel.type == "telegram" else None
-    if not secret_matches(str(expected or ""), request.headers.get(SECRET_HEADER)):
+    """One update from Telegram. An unknown, deleted or other-type channel is answered as a
+    wrong secret token is, so channel ids cannot be probed."""
+    channel = await session.get(Channel, channel_id) if 1 <= channel_id <= MAX_ID else None
+    live = channel is not None and channel.deleted_at is None and channel.type == "telegram"
+    expected = channel.config.get("webhook_secret") if live and channel else None
+    if channel is None or not secret_matches(
+        str(expected or ""), request.headers.get(SECRET_HEADER)
+    ):
         raise ApiError(401, f"wrong or missing {SECRET_HEADER}")
     try:
         incoming = parse_update(await request.body())
