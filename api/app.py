@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from prometheus_client import start_http_server
 
 from api import errors, metrics
+from api.body_limit import BodyLimit
 from api.routes import (
     agreements,
     api_keys,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     metrics.install(app)
     for module in (
         service,

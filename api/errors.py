@@ -32,6 +32,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Content too large",
     422: "Invalid input",
     429: "Too many requests",
     500: "Internal server error",
@@ -118,6 +119,20 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+class BodyTooLarge(Exception):
+    """A request body streamed in past ``limit`` bytes (``api.body_limit``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is larger than {limit} bytes")
+        self.limit = limit
+
+
+def body_too_large(limit: int) -> JSONResponse:
+    """The 413 answer; the connection closes after it, the rest of the body unread."""
+    detail = f"the request body is larger than {limit} bytes"
+    return problem_response(413, detail, headers={"Connection": "close"})
+
+
 def unavailable_response(detail: str) -> JSONResponse:
     """The 503 answer of ``unavailable``."""
     error = unavailable(detail)
@@ -143,6 +158,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps a failed body read
+            return body_too_large(exc.__cause__.limit)
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI's answer to a body it could not decode (not UTF-8, nested too deeply):
             # invalid input like any other malformed JSON.

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(
+        65536, ge=1024, description="Request bodies larger than this are refused with 413"
+    )
     metrics_port: int | None = Field(
         None,
         ge=1,

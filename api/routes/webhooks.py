@@ -13,12 +13,21 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select, update
 from temporalio.service import RPCError
 
-from api.deps import MAX_ID, Admin, AppSettings, NoNul, ReadSession, Session, Temporal, get_or_404
+from api.deps import (
+    MAX_ID,
+    Admin,
+    AppSettings,
+    NoNul,
+    ReadSession,
+    Session,
+    get_or_404,
+    get_temporal,
+)
 from api.errors import ApiError, invalid, unavailable
 from channels.webhook.signing import ROTATION_GRACE
 from core.events.dispatch import ALL
@@ -235,8 +244,8 @@ async def rotate_secret(webhook_id: int, session: Session, _: Admin) -> WebhookC
 async def redeliver(
     webhook_id: int,
     delivery_id: int,
+    request: Request,
     session: Session,
-    client: Temporal,
     settings: AppSettings,
     _: Admin,
 ) -> DeliveryOut:
@@ -253,13 +262,14 @@ async def redeliver(
     delivery.status, delivery.last_error = "pending", None
     await session.commit()
     try:
+        client = await get_temporal(request)
         await client.start_workflow(
             WebhookDeliveryWorkflow.run,
             delivery_id,
             id=f"{workflow_id(delivery_id)}-again-{secrets.token_hex(4)}",
             task_queue=settings.task_queue,
         )
-    except RPCError:
+    except (RPCError, ApiError):  # refused, or no connection (get_temporal's 503)
         # Not started: the row goes back to failed, so it can be asked for again.
         await session.execute(
             update(WebhookDelivery)

@@ -173,6 +173,9 @@ ADMIN_ONLY = [
     ("PATCH", "/v1/webhooks/{webhook_id}", {"active": False}, 200),
     ("DELETE", "/v1/webhooks/{webhook_id}", None, 204),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries", None, 200),
+    ("POST", "/v1/webhooks/{webhook_id}/rotate-secret", None, 200),
+    # No delivery failed here: the admin gets past the role check to the 404.
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", None, 404),
 ]
 
 # The other routes that change something, and who calls them instead (tested elsewhere).
@@ -242,6 +245,7 @@ async def configure(admin):
         "webhook_id": webhook.json()["id"],
         "bot_id": await create_bot(admin, "Greeter"),
         "key_id": (await issue_key(admin, "supervisor"))["id"],
+        "delivery_id": 999999,
     }
 
 
