@@ -9,6 +9,7 @@ from prometheus_client import start_http_server
 
 from api import errors, metrics
 from api.body_limit import BodyLimit
+from api.rate_limit import Limits
 from api.routes import (
     agreements,
     api_keys,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.limits = Limits.of(settings)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     metrics.install(app)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import rate_limit
 from api.deps import MAX_ID, same_secret
 from api.errors import ApiError
 from channels import registry
@@ -36,12 +37,15 @@ def secrets_of(channel: Channel, now: datetime) -> list[str]:
 
 
 async def proven_channel(request: Request, session: AsyncSession, channel_id: int) -> Channel:
-    """The channel, if it exists and the request proves it comes from its side."""
+    """The channel, if it exists and the request proves it comes from its side; within the
+    per-IP and per-channel rate limits."""
+    rate_limit.check_client_ip(request)
     channel = await session.get(Channel, channel_id) if 1 <= channel_id <= MAX_ID else None
     if channel is None or channel.deleted_at is not None:
         log.info("channel request refused: no channel %s", channel_id)
         raise denied()
     await prove_channel(request, channel)
+    rate_limit.check(rate_limit.limits(request).per_channel, str(channel.id), "channel")
     return channel
 
 

@@ -23,6 +23,7 @@ from temporalio.client import (
     WorkflowUpdateHandle,
 )
 
+from api import rate_limit
 from api.errors import ApiError, unavailable
 from core.api_keys import Role, digest
 from core.config import Settings
@@ -121,6 +122,7 @@ async def authenticate(request: Request, session: ReadSession) -> Principal:
     key = bearer_token(request)
     bootstrap = get_settings(request).bootstrap_admin_key
     if bootstrap is not None and same_secret(key, bootstrap.get_secret_value()):
+        rate_limit.check(rate_limit.limits(request).per_key, "bootstrap", "API key")
         return Principal(role="admin")
     found = (
         await session.execute(
@@ -135,6 +137,7 @@ async def authenticate(request: Request, session: ReadSession) -> Principal:
     if found is None or found.fired or found.deleted_at is not None:
         raise ApiError(401, "unknown or revoked API key", headers=_UNAUTHORIZED)
     row: ApiKey = found[0]
+    rate_limit.check(rate_limit.limits(request).per_key, f"key:{row.id}", "API key")
     return Principal(role=row.role, key_id=row.id, operator_id=row.operator_id, bot_id=row.bot_id)  # type: ignore[arg-type]
 
 

@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         65536, ge=1024, description="Request bodies larger than this are refused with 413"
     )
+    rate_limit_per_key: float = Field(
+        100.0, ge=0, description="Requests a second per API key, on average (0: no limit)"
+    )
+    rate_limit_burst_per_key: int = Field(200, ge=1, description="Requests at once per key")
+    rate_limit_per_channel: float = Field(
+        200.0, ge=0, description="Inbound requests a second per channel (0: no limit)"
+    )
+    rate_limit_burst_per_channel: int = Field(400, ge=1, description="At once per channel")
+    rate_limit_per_ip: float = Field(
+        100.0,
+        ge=0,
+        description="Requests a second per client IP to routes without an API key (0: none)",
+    )
+    rate_limit_burst_per_ip: int = Field(200, ge=1, description="At once per client IP")
     metrics_port: int | None = Field(
         None,
         ge=1,

@@ -23,6 +23,7 @@ from api.deps import (
     require,
 )
 from api.errors import ApiError
+from api.rate_limit import check_client_ip
 from api.routes.dialog_actions import expiry, not_applied, run_update
 from api.routes.dialogs import DialogOut, dialog_out
 from core.config import Settings
@@ -62,6 +63,7 @@ async def rate_by_client(
     over) a short run records it on the closed dialog. 409 when no rating is awaited or the
     rating time limit is over (the client is told so in the chat too).
     """
+    check_client_ip(request)
     dialog = await session.get(Dialog, dialog_id) if 1 <= dialog_id <= MAX_ID else None
     if dialog is None:  # answered as a wrong secret is: dialog ids are not to be probed
         raise denied()

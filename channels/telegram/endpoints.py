@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from api.deps import MAX_ID, Session
 from api.errors import ApiError, validation_error
+from api.rate_limit import check_client_ip
 from channels.telegram.bot_api import BotApi, BotApiError
 from channels.telegram.updates import SECRET_HEADER, Incoming, parse_update, secret_matches
 from channels.telegram.updates import to_inbound as inbound_of
@@ -56,6 +57,7 @@ class Handled(BaseModel):
 async def receive_update(channel_id: int, request: Request, session: Session) -> Handled:
     """One update from Telegram. An unknown, deleted or other-type channel is answered as a
     wrong secret token is, so channel ids cannot be probed."""
+    check_client_ip(request)
     channel = await session.get(Channel, channel_id) if 1 <= channel_id <= MAX_ID else None
     live = channel is not None and channel.deleted_at is None and channel.type == "telegram"
     expected = channel.config.get("webhook_secret") if live and channel else None
