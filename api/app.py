@@ -9,6 +9,7 @@ from prometheus_client import start_http_server
 
 from api import errors, metrics
 from api.body_limit import BodyLimit
+from api.event_feed import EventFeed
 from api.rate_limit import Limits
 from api.routes import (
     agreements,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = session_factory(engine)
         app.state.read_sessions = session_factory(reader)
         app.state.temporal = None  # connected on first use
+        app.state.event_feed = EventFeed(app.state.read_sessions)
         exporter = None
         if settings.metrics_port is not None:
             exporter, _ = start_http_server(settings.metrics_port, settings.api_host)
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "keys with POST /v1/api-keys (or `openlines keys create`), then unset it."
             )
         yield
+        await app.state.event_feed.close()
         if exporter is not None:
             exporter.shutdown()
             exporter.server_close()

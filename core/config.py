@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         description="Requests a second per client IP to routes without an API key (0: none)",
     )
     rate_limit_burst_per_ip: int = Field(200, ge=1, description="At once per client IP")
+    max_event_streams: int = Field(
+        1000, ge=1, description="Open event streams (GET /v1/events) per API process"
+    )
+    max_event_streams_per_key: int = Field(10, ge=1, description="Open event streams per API key")
     metrics_port: int | None = Field(
         None,
         ge=1,

@@ -6,18 +6,15 @@ Each message is ``id: <event id>``, ``event: <type>`` and ``data: {"id", "type",
 "data"}`` (the webhook body). The stream resumes after ``Last-Event-ID`` (sent by EventSource
 when it reconnects) or ``?after=``; with neither it starts with the next event recorded.
 
-The events table is polled (a short read transaction each ~0.5 s) rather than pushed to: it
-works the same on SQLite and PostgreSQL and holds no connection between polls. Operators are
-filtered here, not in SQL, as ``operator_ids`` is a JSON list on both databases.
+Streams read the process's one ``EventFeed`` (``api.event_feed``), which polls the events
+table for all of them; a stream resuming from further back reads up to the feed's position
+itself first. Operators are filtered here, not in SQL, as ``operator_ids`` is a JSON list on
+both databases. Delivery is at least once: a client deduplicates by id.
 
-On PostgreSQL an event's id is taken when it is inserted but becomes visible when its
-transaction commits, so a lower id can appear after a higher one was sent. Ids skipped over
-are looked for again for ``GAP_WAIT_S``; such a late event is sent then, after higher ids.
-Delivery is at least once: a client deduplicates by id.
-
-A stream ends after ``MAX_STREAM_S`` and the client reconnects (EventSource does so by itself
-after ``retry``) with ``Last-Event-ID``, losing nothing: uvicorn's graceful shutdown waits
-for open responses, so a stream that never ended would hold up every restart.
+Open streams are capped per API key and per process (429 past either). A stream ends after
+``MAX_STREAM_S`` and the client reconnects (EventSource does so by itself after ``retry``)
+with ``Last-Event-ID``, losing nothing: uvicorn's graceful shutdown waits for open
+responses, so a stream that never ended would hold up every restart.
 """
 
 import asyncio
@@ -28,25 +25,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.webhooks import event_body
-from api.deps import MAX_ID, DbId, Principal, Reader, ReadSession, get_or_404
+from api.deps import MAX_ID, AppSettings, DbId, Principal, Reader, ReadSession, get_or_404
 from api.errors import ApiError, invalid
+from api.event_feed import EventFeed
 from core.events.models import Event
 from core.models import Operator
 
 router = APIRouter(tags=["events"])
 
-POLL_S = 0.5
 BATCH = 100
 KEEPALIVE_S = 15.0
 MAX_STREAM_S = 60.0
 RETRY_MS = 1000
-GAP_WAIT_S = 30.0
-MAX_GAPS = 1000
-"""Skipped ids looked for at once; a larger jump (ids the database skipped) is not a gap."""
+STREAMS_FULL_RETRY_S = 5
 
 
 async def _operator_to_follow(
@@ -72,18 +67,13 @@ def _resume_after(last_event_id: str | None, after: int | None) -> int | None:
     return int(value)
 
 
-async def _poll(
-    sessions: async_sessionmaker[AsyncSession], cursor: int, gaps: list[int]
-) -> tuple[list[Event], list[Event]]:
-    """Up to ``BATCH`` events after ``cursor``, and those of the ``gaps`` ids now there."""
+async def _read(sessions: async_sessionmaker[AsyncSession], after: int, upto: int) -> list[Event]:
+    """Up to ``BATCH`` events with ``after < id <= upto``, for a stream catching up."""
     async with sessions() as session:
-        fresh = list(
-            await session.scalars(
-                select(Event).where(Event.id > cursor).order_by(Event.id).limit(BATCH)
-            )
+        query = (
+            select(Event).where(Event.id > after, Event.id <= upto).order_by(Event.id).limit(BATCH)
         )
-        late = list(await session.scalars(select(Event).where(Event.id.in_(gaps)))) if gaps else []
-        return fresh, late
+        return list(await session.scalars(query))
 
 
 def _message(event: Event) -> str:
@@ -100,6 +90,7 @@ async def stream_events(
     request: Request,
     session: ReadSession,
     principal: Reader,
+    settings: AppSettings,
     operator_id: DbId | None = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Events after this id")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -107,12 +98,27 @@ async def stream_events(
     """The events for an operator's console, as they are recorded."""
     following = await _operator_to_follow(session, principal, operator_id)
     cursor = _resume_after(last_event_id, after)
-    if cursor is None:
-        cursor = await session.scalar(select(func.max(Event.id))) or 0
     # The stream reads in sessions of its own; this one (authentication's) is done.
     await session.close()
+    feed: EventFeed = request.app.state.event_feed
+    key = f"key:{principal.key_id}" if principal.key_id is not None else "bootstrap"
+    if sum(feed.streams.values()) >= settings.max_event_streams:
+        raise ApiError(
+            429,
+            "too many open event streams on this server; try again later",
+            headers={"Retry-After": str(STREAMS_FULL_RETRY_S)},
+        )
+    if feed.streams[key] >= settings.max_event_streams_per_key:
+        raise ApiError(
+            429,
+            f"this API key has {feed.streams[key]} event streams open, the most it may;"
+            " close one first",
+            headers={"Retry-After": str(STREAMS_FULL_RETRY_S)},
+        )
+    seq, reached = await feed.position()
+    feed.streams[key] += 1
     return StreamingResponse(
-        _stream(request, request.app.state.read_sessions, following, cursor),
+        _stream(request, feed, key, following, reached if cursor is None else cursor, seq, reached),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -120,43 +126,55 @@ async def stream_events(
 
 async def _stream(
     request: Request,
-    sessions: async_sessionmaker[AsyncSession],
+    feed: EventFeed,
+    key: str,
     operator_id: int | None,
     cursor: int,
+    seq: int,
+    reached: int,
 ) -> AsyncIterator[str]:
-    """Poll for events after ``cursor`` until the client leaves or ``MAX_STREAM_S`` passes.
+    """Events after ``cursor``: those up to ``reached`` read here, then the feed's after
+    ``seq``, until the client leaves or ``MAX_STREAM_S`` passes.
 
     A client that leaves cancels this generator (Starlette watches for the disconnect); the
     check each turn covers servers that do not.
     """
+    sessions = request.app.state.read_sessions
     clock = asyncio.get_running_loop().time
     ends = clock() + MAX_STREAM_S
     last_sent = clock()
-    gaps: dict[int, float] = {}  # id skipped over -> when to stop looking for it
-    yield f"retry: {RETRY_MS}\n\n"
-    while clock() < ends and not await request.is_disconnected():
-        # Shielded: a client leaving mid-query cancels the stream, not the query, so the
-        # session ends cleanly instead of leaving its connection in doubt.
-        fresh, late = await asyncio.shield(_poll(sessions, cursor, list(gaps)))
-        now = clock()
-        for event in late:
-            del gaps[event.id]
-        gaps = {gap: until for gap, until in gaps.items() if until > now}
-        for event in fresh:
-            skipped = range(cursor + 1, event.id)
-            if len(gaps) + len(skipped) <= MAX_GAPS:
-                gaps.update(dict.fromkeys(skipped, now + GAP_WAIT_S))
-            cursor = event.id
-        wanted = [
-            event
-            for event in sorted(late, key=lambda e: e.id) + fresh
+
+    def wanted(events: list[Event]) -> str:
+        return "".join(
+            _message(event)
+            for event in events
             if operator_id is None or operator_id in (event.operator_ids or [])
-        ]
-        if wanted:
-            yield "".join(_message(event) for event in wanted)
-            last_sent = now
-        elif now - last_sent >= KEEPALIVE_S:
-            yield ": keep-alive\n\n"
-            last_sent = now
-        if len(fresh) < BATCH:
-            await asyncio.sleep(POLL_S)
+        )
+
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        while clock() < ends and not await request.is_disconnected():
+            if cursor < reached:  # catching up, in this stream's own reads
+                # Shielded: a client leaving mid-query cancels the stream, not the query,
+                # so the session ends cleanly instead of leaving its connection in doubt.
+                events = await asyncio.shield(_read(sessions, cursor, reached))
+                cursor = events[-1].id if events else reached
+            else:
+                followed = feed.since(seq)
+                if followed is None:  # fell behind what the feed keeps: catch up again
+                    seq, reached = await feed.position()
+                    continue
+                events, seq = followed, seq + len(followed)
+                cursor = max([cursor, *(event.id for event in events)])
+            text = wanted(events)
+            if text:
+                yield text
+                last_sent = clock()
+            elif clock() - last_sent >= KEEPALIVE_S:
+                yield ": keep-alive\n\n"
+                last_sent = clock()
+            if cursor >= reached and not events:
+                quiet = min(KEEPALIVE_S - (clock() - last_sent), ends - clock())
+                await feed.wait(seq, max(quiet, 0.01))
+    finally:
+        feed.streams[key] -= 1

@@ -8,14 +8,17 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 import uvicorn
 from fastapi import FastAPI
 
+from api import event_feed
 from api.routes import events as stream
 from core.events.models import Event
 from tests.conftest import ADMIN_KEY, client_for
@@ -36,7 +39,7 @@ async def base_url(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
 
     The socket listens before the server starts, so early connections wait in its backlog.
     """
-    monkeypatch.setattr(stream, "POLL_S", 0.05)
+    monkeypatch.setattr(event_feed, "POLL_S", 0.05)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
@@ -211,3 +214,89 @@ async def test_who_may_follow_whom(app: FastAPI, admin: httpx.AsyncClient):
     assert (await admin.get("/v1/events?operator_id=999999")).status_code == 404
     async with client_for(app, None) as anonymous:
         assert (await anonymous.get("/v1/events")).status_code == 401
+
+
+async def test_open_streams_are_capped_per_key_and_a_closed_one_frees_its_place(
+    make_app: Callable[..., Awaitable[FastAPI]], monkeypatch: pytest.MonkeyPatch
+):
+    app = await make_app(max_event_streams_per_key=2, max_event_streams=3)
+    async with client_for(app, ADMIN_KEY) as admin:
+        _, ann_key = await operator_with_key(admin, "Ann")
+        _, bob_key = await operator_with_key(admin, "Bob")
+    async with served(app, monkeypatch) as base_url:
+        async with open_streams(base_url, ann_key, 2):
+            third = await try_stream(base_url, ann_key)
+            assert third.status_code == 429
+            assert "this API key has 2 event streams open" in third.json()["detail"]
+            assert third.headers["retry-after"]
+            async with open_streams(base_url, bob_key, 1):
+                full = await try_stream(base_url, bob_key)
+                assert full.status_code == 429
+                assert "on this server" in full.json()["detail"]
+        await asyncio.sleep(0.2)  # the server sees the streams go
+        async with open_streams(base_url, ann_key, 2):
+            pass  # both places are free again
+
+
+async def test_one_poller_serves_every_stream(
+    app: FastAPI, admin: httpx.AsyncClient, base_url: str
+):
+    _, ann_key = await operator_with_key(admin, "Ann")
+    polls = count_event_queries(app)
+    async with open_streams(base_url, ann_key, 1):
+        await asyncio.sleep(1.0)
+    alone = polls()
+    async with open_streams(base_url, ann_key, 8):
+        await asyncio.sleep(1.0)
+    together = polls() - alone
+    # 0.05 s polls: about 20 a second whether one stream is open or eight.
+    assert alone >= 5
+    assert together <= alone * 1.5 + 5, (alone, together)
+
+
+def count_event_queries(app: FastAPI) -> Callable[[], int]:
+    """A counter of the statements reading the events table, on the app's read engine."""
+    engine = app.state.read_sessions.kw["bind"].sync_engine
+    seen = [0]
+
+    def note(*args: Any) -> None:
+        statement = args[2]
+        if "FROM events" in statement:
+            seen[0] += 1
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", note)
+    return lambda: seen[0]
+
+
+async def try_stream(base_url: str, key: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        response = await http.get("/v1/events", headers={"Authorization": f"Bearer {key}"})
+    return response
+
+
+@asynccontextmanager
+async def open_streams(base_url: str, key: str, count: int) -> AsyncIterator[None]:
+    """``count`` streams of ``key``, open (answered 200) until the block ends."""
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"})
+        )
+        for _ in range(count):
+            response = await stack.enter_async_context(http.stream("GET", "/v1/events"))
+            assert response.status_code == 200
+        yield
+
+
+@asynccontextmanager
+async def served(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """``app`` (``make_app`` ran its lifespan) on a local port, as ``base_url`` serves."""
+    monkeypatch.setattr(event_feed, "POLL_S", 0.05)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server.should_exit = True
+        async with asyncio.timeout(5):
+            await serving
