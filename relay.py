@@ -23,6 +23,7 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.backoff import Backoff
 from core.events.dispatch import BATCH as DISPATCH_BATCH
 from core.events.dispatch import dispatch_batch
 from core.inbound import may_hold_contact, rating_reply
@@ -302,13 +303,15 @@ async def _deliver(
     max_history_events: int,
     wakeups: Wakeups,
 ) -> None:
+    backoff = Backoff(log, "outbox relay")
     while not stop.is_set():
         wakeups.looking()
         try:
             delivered = await deliver_batch(sessions, client, task_queue, max_history_events)
-        except Exception:
-            log.exception("outbox relay failed; retrying")
-            delivered = 0
+        except Exception as error:
+            await backoff.failed(error, stop)
+            continue
+        backoff.succeeded()
         if delivered == 0:
             await wakeups.wait(stop)
 
@@ -316,12 +319,14 @@ async def _deliver(
 async def _dispatch(
     sessions: async_sessionmaker[AsyncSession], client: Client, task_queue: str, stop: asyncio.Event
 ) -> None:
+    backoff = Backoff(log, "event dispatch")
     while not stop.is_set():
         try:
             dispatched = await dispatch_batch(sessions, client, task_queue)
-        except Exception:
-            log.exception("event dispatch failed; retrying")
-            dispatched = 0
+        except Exception as error:
+            await backoff.failed(error, stop)
+            continue
+        backoff.succeeded()
         if dispatched < DISPATCH_BATCH:  # a full batch: more are waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), DISPATCH_EVERY_S)

@@ -8,20 +8,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
+
+from core.backoff import DATABASE_DOWN
 
 PROBLEM_JSON = "application/problem+json"
 
 RETRY_AFTER_S = 5
 """What a 503 tells the client to wait before trying again."""
 
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeoutError, DisconnectionError)
-"""What SQLAlchemy raises when the database cannot be reached or drops the connection (a
-restart, a full pool, a locked SQLite file): the request may succeed later, so it is a 503."""
+# A database outage (core.backoff.DATABASE_DOWN): the request may succeed later, a 503.
 
 log = logging.getLogger("openlines.api")
 

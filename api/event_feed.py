@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.errors import DATABASE_DOWN
+from core.backoff import Backoff
 from core.events.models import Event
 
 log = logging.getLogger("openlines.api.events")
@@ -102,17 +102,14 @@ class EventFeed:
         self._task = asyncio.create_task(self._run(), name="event-feed")
 
     async def _run(self) -> None:
-        backoff = POLL_S
+        backoff = Backoff(log, "event feed", first_s=POLL_S, most_s=MAX_BACKOFF_S)
         while True:
             try:
                 fresh, late = await self._poll()
-            except DATABASE_DOWN as error:
-                if backoff == POLL_S:
-                    log.warning("event feed: the database is unavailable: %s", type(error).__name__)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-                await asyncio.sleep(backoff)
+            except Exception as error:
+                await backoff.failed(error)
                 continue
-            backoff = POLL_S
+            backoff.succeeded()
             await self._add(fresh, late)
             if len(fresh) < BATCH:
                 await asyncio.sleep(POLL_S)

@@ -10,8 +10,18 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+CONNECT_TIMEOUT_S = 5
+"""PostgreSQL: a connection attempt gives up after this (the request answers 503)."""
+POOL_TIMEOUT_S = 10
+"""A request waits this long for a free pooled connection, then gives up (503)."""
+STATEMENT_TIMEOUT_S = 30
+"""PostgreSQL: a statement (lock waits included) is cancelled after this; migrations have
+no such limit."""
 
-def create_engine(url: str, read_only: bool = False) -> AsyncEngine:
+
+def create_engine(
+    url: str, read_only: bool = False, statement_timeout_s: int | None = STATEMENT_TIMEOUT_S
+) -> AsyncEngine:
     """An engine tuned for the backend.
 
     SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions: each transaction
@@ -42,7 +52,17 @@ def create_engine(url: str, read_only: bool = False) -> AsyncEngine:
             connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if statement_timeout_s is not None:
+        connect_args["options"] = f"-c statement_timeout={statement_timeout_s * 1000}"
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=POOL_TIMEOUT_S,
+        connect_args=connect_args,
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

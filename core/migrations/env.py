@@ -21,7 +21,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_engine(url, statement_timeout_s=None)  # a migration takes its time
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
