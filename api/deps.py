@@ -3,6 +3,7 @@
 import asyncio
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +25,7 @@ from temporalio.client import (
 )
 
 from api import rate_limit
-from api.errors import ApiError, unavailable
+from api.errors import ApiError, invalid, unavailable
 from core.api_keys import Role, digest
 from core.config import Settings
 from core.models import MAX_ID as MAX_ID  # the routes take it from here
@@ -77,6 +78,16 @@ async def get_or_404(
     if row is None or getattr(row, "deleted_at", None) is not None:
         raise ApiError(404, f"{what} {row_id} does not exist")
     return row
+
+
+def cursor_id(cursor: str | None) -> int | None:
+    """The row id in a list's ``cursor`` (a previous page's ``next_cursor``); a 422 naming
+    ``cursor`` for anything this API did not hand out."""
+    if cursor is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
+        raise invalid("cursor", "not a cursor this API returned")
+    return int(cursor)
 
 
 def _no_nul(value: str) -> str:

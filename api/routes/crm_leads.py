@@ -6,7 +6,6 @@ dialog has that dialog's id; at most one per dialog. Asking for a dialog's lead 
 the worker turns into the lead) and answered 202, however often it is repeated.
 """
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -16,13 +15,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import (
-    MAX_ID,
     DbId,
     NoNul,
     Principal,
     Reader,
     ReadSession,
     Session,
+    cursor_id,
     get_or_404,
     require,
 )
@@ -50,10 +49,8 @@ class Page(BaseModel, Generic[Item]):
 def page(query: Select[Any], model: Any, cursor: str | None, limit: int) -> Select[Any]:
     """Newest first, from after ``cursor`` (the previous page's ``next_cursor``); one row
     more than ``limit``, which says whether there is a next page."""
-    if cursor is not None:
-        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
-            raise invalid("cursor", "not a cursor this API returned")
-        query = query.where(model.id < int(cursor))
+    if (after := cursor_id(cursor)) is not None:
+        query = query.where(model.id < after)
     return query.order_by(model.id.desc()).limit(limit + 1)
 
 

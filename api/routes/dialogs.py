@@ -1,6 +1,5 @@
 """Reading dialogs: the list, one dialog with its deadlines and workflow, its messages."""
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -11,7 +10,6 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.deps import (
-    MAX_ID,
     AppSettings,
     DbId,
     DialogReader,
@@ -20,9 +18,10 @@ from api.deps import (
     ReadSession,
     Session,
     Temporal,
+    cursor_id,
     get_or_404,
 )
-from api.errors import ApiError, invalid
+from api.errors import ApiError
 from channels import registry
 from core.config import Settings
 from core.models import Dialog, Message, Operator
@@ -261,10 +260,8 @@ async def list_dialogs(
     """Newest first. ``cursor`` is the ``next_cursor`` of the previous page;
     ``unanswered=true`` lists the dialogs marked unanswered."""
     query = select(Dialog).order_by(Dialog.id.desc()).limit(limit + 1)
-    if cursor is not None:
-        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
-            raise invalid("cursor", "not a cursor this API returned")
-        query = query.where(Dialog.id < int(cursor))
+    if (after := cursor_id(cursor)) is not None:
+        query = query.where(Dialog.id < after)
     if line_id is not None:
         query = query.where(Dialog.line_id == line_id)
     if status is not None:
@@ -303,16 +300,28 @@ async def get_dialog(
     )
 
 
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
 @router.get("/v1/dialogs/{dialog_id}/messages")
 async def list_messages(
-    dialog_id: int, session: ReadSession, principal: DialogReader
-) -> list[MessageOut]:
-    """Every message of the dialog, oldest first."""
+    dialog_id: int,
+    session: ReadSession,
+    principal: DialogReader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> MessagePage:
+    """The dialog's messages, oldest first, ``limit`` at a time; ``cursor`` is the
+    ``next_cursor`` of the previous page (null on the last)."""
     dialog = await visible_dialog(session, principal, dialog_id)
-    messages = await session.scalars(
-        select(Message).where(Message.dialog_id == dialog_id).order_by(Message.id)
-    )
-    return [MessageOut.of(m, dialog.channel_type) for m in messages]
+    query = select(Message).where(Message.dialog_id == dialog_id)
+    if (after := cursor_id(cursor)) is not None:
+        query = query.where(Message.id > after)
+    rows = list(await session.scalars(query.order_by(Message.id).limit(limit + 1)))
+    items = [MessageOut.of(m, dialog.channel_type) for m in rows[:limit]]
+    return MessagePage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
 
 
 @router.get("/v1/operators/{operator_id}/dialogs")

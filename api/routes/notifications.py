@@ -7,7 +7,6 @@ operator's notifications; an admin key sees everyone's, or one recipient's with
 gets a 403 that says how to fix it, rather than an empty list that would hide the mistake.
 """
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -15,8 +14,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.deps import MAX_ID, DbId, Principal, Reader, ReadSession, Session, get_or_404
-from api.errors import ApiError, invalid
+from api.deps import DbId, Principal, Reader, ReadSession, Session, cursor_id, get_or_404
+from api.errors import ApiError
 from core.events.models import Notification
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
@@ -75,10 +74,8 @@ async def list_notifications(
         query = query.where(Notification.recipient_id == recipient)
     if unread:
         query = query.where(Notification.read_at.is_(None))
-    if cursor is not None:
-        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
-            raise invalid("cursor", "not a cursor this API returned")
-        query = query.where(Notification.id < int(cursor))
+    if (after := cursor_id(cursor)) is not None:
+        query = query.where(Notification.id < after)
     rows = list(await session.scalars(query))
     next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
     return NotificationPage(

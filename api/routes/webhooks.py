@@ -7,7 +7,6 @@ added later). Its secret signs every delivery as a webhook channel's are signed
 create and rotate answers.
 """
 
-import re
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -19,12 +18,12 @@ from sqlalchemy import select, update
 from temporalio.service import RPCError
 
 from api.deps import (
-    MAX_ID,
     Admin,
     AppSettings,
     NoNul,
     ReadSession,
     Session,
+    cursor_id,
     get_or_404,
     get_temporal,
 )
@@ -201,10 +200,8 @@ async def list_deliveries(
         .order_by(WebhookDelivery.id.desc())
         .limit(limit + 1)
     )
-    if cursor is not None:
-        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
-            raise invalid("cursor", "not a cursor this API returned")
-        query = query.where(WebhookDelivery.id < int(cursor))
+    if (after := cursor_id(cursor)) is not None:
+        query = query.where(WebhookDelivery.id < after)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
     rows = list(await session.execute(query))

@@ -68,7 +68,7 @@ async def test_actions_are_503_while_temporal_is_unreachable_and_keep_no_reply(
         replied = await admin.post(
             f"/v1/dialogs/{dialog_id}/messages", json={"operator_id": ann, "text": "Hello Bob"}
         )
-        messages = (await admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()
+        messages = (await admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()["items"]
     assert "Temporal" in assert_unavailable(accepted)["detail"]
     assert_unavailable(replied)
     assert [m["text"] for m in messages] == ["Hi"]

@@ -21,7 +21,7 @@ async def test_an_api_clients_attachments_are_shown_as_it_gave_them(
     async with client_for(app, channel["secret"]) as as_channel:
         filed = ok(await as_channel.post(f"/v1/channels/{channel['id']}/messages", json=body), 202)
 
-    listed = ok(await admin.get(f"/v1/dialogs/{filed['dialog_id']}/messages"))
+    listed = ok(await admin.get(f"/v1/dialogs/{filed['dialog_id']}/messages"))["items"]
     fetched = await admin.get(f"/v1/messages/{filed['message_id']}/attachments/0")
 
     assert listed[0]["attachments"] == [{**PHOTO, "name": None, "url": None}]

@@ -275,7 +275,7 @@ async def test_a_bot_key_sees_only_its_bots_dialogs(
         )
         one = ok(await bot.get(f"/v1/dialogs/{dialogs.settled}"))
         assert (one["bot_id"], one["close_reason"]) == (dialogs.mine, "bot")
-        messages = ok(await bot.get(f"/v1/dialogs/{dialogs.held}/messages"))
+        messages = ok(await bot.get(f"/v1/dialogs/{dialogs.held}/messages"))["items"]
         assert [(m["author"], m["text"]) for m in messages] == [("client", "Hi")]
 
         for dialog_id in (dialogs.other_bot, dialogs.no_bot):

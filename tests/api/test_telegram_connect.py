@@ -247,7 +247,7 @@ async def test_a_photo_and_a_document_are_kept_as_references_and_served_through_
         filed = [await telegram_fake.deliver(u, http=telegram) for u in (photo, document)]
     dialog_id = filed[0].json()["dialog_id"]
 
-    listed = (await tg_admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()
+    listed = (await tg_admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()["items"]
     by_client = [m for m in listed if m["author"] == "client"]
     assert [m["text"] for m in by_client] == ["Вот так пришла коробка", "[document]"]
     shown = [m["attachments"] for m in by_client]

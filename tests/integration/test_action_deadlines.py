@@ -65,7 +65,7 @@ async def reply(
 
 
 async def replies(system: System, dialog_id: int) -> list[str]:
-    messages = (await system.admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()
+    messages = (await system.admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()["items"]
     return [m["text"] for m in messages if m["author"] == "operator"]
 
 

@@ -68,7 +68,7 @@ async def test_the_bot_answers_and_hands_the_dialog_to_the_operator(system: Syst
     accepted = await system.admin.post(f"/v1/dialogs/{dialog_id}/accept", json={"operator_id": ann})
     assert accepted.status_code == 200, accepted.text
     assert (accepted.json()["status"], accepted.json()["operator_id"]) == ("accepted", ann)
-    messages = (await system.admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()
+    messages = (await system.admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()["items"]
     assert [(m["author"], m["operator_id"], m["text"]) for m in messages] == [
         ("client", None, "I need a refund"),
         ("bot", None, "What is your order number?"),

@@ -279,7 +279,7 @@ async def test_a_reply_on_an_inactive_line_is_409_and_not_stored(system: System)
         assert refused.status_code == 409, refused.text
         assert refused.headers["content-type"] == PROBLEM
         assert "inactive" in refused.json()["detail"]
-        messages = (await as_ann.get(f"/v1/dialogs/{dialog_id}/messages")).json()
+        messages = (await as_ann.get(f"/v1/dialogs/{dialog_id}/messages")).json()["items"]
     assert [(m["author"], m["text"]) for m in messages if m["author"] != "system"] == [
         ("client", "Hello")
     ]

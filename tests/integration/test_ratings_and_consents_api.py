@@ -72,7 +72,7 @@ async def test_a_rating_after_the_close_is_recorded_on_that_dialog(system: Syste
         409,
         f"dialog {dialog_id} is already rated",
     )
-    messages = (await system.admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()
+    messages = (await system.admin.get(f"/v1/dialogs/{dialog_id}/messages")).json()["items"]
     assert messages[-1]["text"] == "Thank you. We will try to do better."
     assert [d["id"] for d in (await system.admin.get("/v1/dialogs")).json()["items"]] == [dialog_id]
 
@@ -116,7 +116,9 @@ async def test_consents_are_listed_with_the_agreement_version(system: System):
     )
     first = (await system.client_writes(channel, secret, "c-1", "m-1", "Hi")).json()
     messages_url = f"/v1/dialogs/{first['dialog_id']}/messages"
-    await eventually(system, messages_url, lambda ms: "Version two." in [m["text"] for m in ms])
+    await eventually(
+        system, messages_url, lambda ms: "Version two." in [m["text"] for m in ms["items"]]
+    )
     second = (await system.client_writes(channel, secret, "c-1", "m-2", "OK, I agree")).json()
 
     consents = await eventually(system, f"/v1/agreements/{agreement['id']}/consents", bool)

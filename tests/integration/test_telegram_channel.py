@@ -224,7 +224,7 @@ async def test_a_blocked_bot_fails_the_message_and_notes_it_in_the_dialog(
         )
     assert told == 1
     listed = await system.admin.get(f"/v1/dialogs/{written.json()['dialog_id']}/messages")
-    note = listed.json()[-1]
+    note = listed.json()["items"][-1]
     assert note["author"] == "note" and note["delivery_status"] is None
     assert note["text"].startswith(f"Message {welcome} did not reach the client: ")
     assert "bot was blocked by the user" in note["text"]

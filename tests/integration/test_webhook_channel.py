@@ -65,7 +65,7 @@ async def received(receiver: Receiver, count: int, timeout_s: float = 20) -> lis
 async def messages(system: System, dialog_id: int) -> list[dict[str, Any]]:
     answer = await system.admin.get(f"/v1/dialogs/{dialog_id}/messages")
     assert answer.status_code == 200, answer.text
-    result: list[dict[str, Any]] = answer.json()
+    result: list[dict[str, Any]] = answer.json()["items"]
     return result
 
 
