@@ -1,5 +1,6 @@
-"""The chat tracker on SQLite and PostgreSQL: one contact per person across chats, merging,
-and when a dialog owes a lead. Driven through the activity, as the dialog workflow calls it."""
+"""The chat tracker on SQLite and PostgreSQL: one contact per person across chats, no merges
+on what a message says, and when a dialog owes a lead. Driven through the activity, as the
+dialog workflow calls it."""
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
@@ -10,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.chat_tracker import ChatTrackerActivities
-from core.crm.models import Contact, ContactIdentity, Lead
+from core.crm.models import Contact, ContactIdentity
 from core.db import create_engine, session_factory
 from core.line_settings import LineSettings
-from core.models import Channel, Chat, Dialog, Line, Message, Operator, Outbox, utcnow
+from core.models import Channel, Chat, Dialog, Line, Message, Outbox, utcnow
 from tests.conftest import empty_tables
 from workflows.models import ClientTurn, Tracked
 
@@ -229,64 +230,49 @@ async def test_crm_off_leaves_the_dialog_alone_and_create_none_owes_no_lead(sess
     assert await lead_rows(sessions) == 0
 
 
-async def test_merging_moves_dialogs_chats_leads_and_fills_gaps(sessions: Sessions):
+async def test_a_message_naming_known_clients_phones_merges_nobody(sessions: Sessions):
     telegram = await add_channel(sessions, "telegram")
     webchat = await add_channel(sessions, "webchat")
-    older_dialog = await open_dialog(sessions, telegram, "tg-1", phone="+16502530000")
-    older = (await track(sessions, older_dialog, "Hello", first=True)).contact_id
-    assert older is not None
+    victims = []
+    for chat, phone in (("tg-1", "+16502530000"), ("tg-2", "+16502530001")):
+        victim_dialog = await open_dialog(sessions, telegram, chat, phone=phone)
+        victims.append((await track(sessions, victim_dialog, "Hello", first=True)).contact_id)
+    attacker_dialog = await open_dialog(sessions, webchat, "visitor-1", name="Mallory")
+    attacker = (await track(sessions, attacker_dialog, "Hi", first=True)).contact_id
+    assert attacker is not None and attacker not in victims
 
-    dialog_id = await open_dialog(sessions, webchat, "visitor-1", name="Ann")
-    newer = (await track(sessions, dialog_id, "Hello", first=True)).contact_id
-    assert newer is not None and newer != older
-    async with sessions() as session, session.begin():
-        operator = Operator(name="Olga")
-        session.add(operator)
-        await session.flush()
-        contact = await session.get(Contact, newer)
-        assert contact is not None
-        contact.responsible_id = operator.id
-        session.add(Lead(title="Web visitor", source="manual", contact_id=newer))
+    tracked = await track(sessions, attacker_dialog, "call 650 253 0000 or 650-253-0001")
 
-    tracked = await track(sessions, dialog_id, "I also wrote from Telegram: 650 253 0000")
-    # The kept contact existed before this dialog started: a known client, no lead owed.
-    assert tracked == Tracked(contact_id=older, client_known=True, lead_requested=False)
-    kept, merged = await get(sessions, Contact, older), await get(sessions, Contact, newer)
-    assert (kept.name, kept.responsible_id) == ("Ann", operator.id)
-    assert merged.merged_into_id == older
-    assert await identities(sessions, newer) == set()
-    assert await identities(sessions, older) == {
-        ("channel", f"{telegram.id}:tg-1"),
-        ("channel", f"{webchat.id}:visitor-1"),
-        ("phone", "+16502530000"),
-    }
-    async with sessions() as session:
-        dialogs = await session.scalars(select(Dialog.contact_id).order_by(Dialog.id))
-        assert list(dialogs) == [older, older]
-        chats = await session.scalars(select(Chat.contact_id))
-        assert set(chats) == {older}
-        assert list(await session.scalars(select(Lead.contact_id))) == [older]
-    # The web chat's next session starts on the kept contact.
-    next_dialog = await open_dialog(sessions, webchat, "visitor-1")
-    assert (await track(sessions, next_dialog, "hi", first=True)).contact_id == older
+    assert tracked.contact_id == attacker  # still their own contact
+    for victim, chat, phone in zip(
+        victims, ("tg-1", "tg-2"), ("+16502530000", "+16502530001"), strict=True
+    ):
+        assert (await get(sessions, Contact, victim)).merged_into_id is None
+        assert await identities(sessions, victim) == {
+            ("channel", f"{telegram.id}:{chat}"),
+            ("phone", phone),
+        }
+    assert await identities(sessions, attacker) == {("channel", f"{webchat.id}:visitor-1")}
 
 
-async def test_merging_into_a_contact_made_in_this_dialog_leaves_the_client_new(
+async def test_a_new_chat_links_to_one_existing_contact_the_channel_vouches_for_first(
     sessions: Sessions,
 ):
-    webchat = await add_channel(sessions, "webchat")
-    telegram = await add_channel(sessions, "telegram", create="none")
-    dialog_id = await open_dialog(sessions, webchat, "visitor-1")
-    mine = (await track(sessions, dialog_id, "Hello", first=True)).contact_id
-    other_dialog = await open_dialog(sessions, telegram, "tg-1", phone="+16502530000")
-    other = (await track(sessions, other_dialog, "Hello", first=True)).contact_id
-    assert mine is not None and other is not None and mine < other
+    telegram = await add_channel(sessions, "telegram")
+    api = await add_channel(sessions, "api")
+    by_phone = await open_dialog(sessions, telegram, "tg-1", phone="+16502530000")
+    phone_owner = (await track(sessions, by_phone, "Hello", first=True)).contact_id
+    by_email = await open_dialog(sessions, telegram, "tg-2", email="ann@example.com")
+    email_owner = (await track(sessions, by_email, "Hello", first=True)).contact_id
 
-    tracked = await track(sessions, dialog_id, "my phone: +1 650 253 0000")
-    # Kept: this dialog's own contact (the older one), made after the dialog started.
-    assert tracked == Tracked(contact_id=mine, client_known=False, lead_requested=True)
-    assert (await get(sessions, Contact, other)).merged_into_id == mine
-    assert (await get(sessions, Dialog, other_dialog)).contact_id == mine
+    # The channel gives the email; the message names the other contact's phone.
+    new_chat = await open_dialog(sessions, api, "api-1", email="Ann@Example.com")
+    tracked = await track(sessions, new_chat, "my phone is 650 253 0000", first=True)
+
+    assert tracked.contact_id == email_owner
+    assert tracked.client_known is True  # that contact has an email: no lead owed
+    assert (await get(sessions, Contact, phone_owner)).merged_into_id is None
+    assert ("phone", "+16502530000") not in await identities(sessions, email_owner)
 
 
 async def test_two_new_chats_of_one_client_at_once_end_on_one_contact(sessions: Sessions):

@@ -1,9 +1,12 @@
 """The built-in CRM: contacts and a contact's dialogs; leads and the operator's lead request
 are in ``crm_leads`` and served through this module's router.
 
-Roles: admins and supervisors read and change everything here. Operators read contacts,
+Roles: admins and supervisors read and change everything here; only admins delete contacts
+and leads, and each deletion is an event naming who did it. Operators read the contacts,
 leads and a contact's dialog list (summaries only; messages stay behind dialog visibility)
-and may ask for a lead in a dialog they own; they change no CRM record. Bots have no access.
+of their own clients only (``api.crm_access``: others are 404), may ask for a lead in a
+dialog they own, and may merge two contacts of their own clients (``crm_merges``); they
+change no other CRM record. Bots have no access.
 
 Phones are kept in E.164 (read in the server's ``default_phone_region`` when written without
 a country code) and emails case-folded, so a search finds a number however it is written.
@@ -12,8 +15,9 @@ Contacts the chat tracker merged into another are left out of lists, show their
 ``merged_into_id`` when read by id, and cannot be changed (409).
 
 Deleting a contact is refused (409) while leads name it: a lead is a sales record and would
-lose its client. Otherwise its phones, emails and channel identities go with it, and its
-chats and dialogs forget it (the tracker will make a new contact at the client's next visit).
+lose its client. Otherwise its phones, emails and channel identities go with it, its chats
+forget it and the name, phone and email they stored, and its dialogs forget it (the tracker
+makes a new, empty contact at the client's next visit, from new messages only).
 """
 
 from datetime import datetime
@@ -25,17 +29,30 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import AppSettings, DbId, NoNul, Reader, ReadSession, Session, get_or_404
+from api.crm_access import actor, contact_filter, may_see_contact
+from api.deps import (
+    Admin,
+    AppSettings,
+    DbId,
+    NoNul,
+    Principal,
+    Reader,
+    ReadSession,
+    Session,
+    get_or_404,
+)
 from api.errors import ApiError, invalid
-from api.routes import crm_leads
+from api.routes import crm_leads, crm_merges
 from api.routes.crm_leads import Limit, Page, Writer, check_operator, next_cursor, not_null, page
 from core.crm.identities import normalise_email, normalise_phone
 from core.crm.models import Contact, ContactIdentity, Lead, live_contact
 from core.crm.tracker import Identity, owners
+from core.events.publish import record
 from core.models import Chat, Dialog, Operator, utcnow
 
 router = APIRouter(tags=["crm"])
 router.include_router(crm_leads.router)
+router.include_router(crm_merges.router)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 Raw = Annotated[str, StringConstraints(max_length=320), NoNul]  # normalised by the handlers
@@ -195,14 +212,17 @@ async def create_contact(
 async def list_contacts(
     session: ReadSession,
     config: AppSettings,
-    _: Reader,
+    principal: Reader,
     phone: Annotated[str | None, Query(max_length=64)] = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> Page[ContactOut]:
-    """Newest first; ``phone`` and ``email`` find a contact however the value is written."""
-    query = select(Contact).where(Contact.merged_into_id.is_(None))
+    """Newest first; ``phone`` and ``email`` find a contact however the value is written
+    (an operator finds only their own clients)."""
+    query = select(Contact).where(
+        Contact.merged_into_id.is_(None), await contact_filter(session, principal)
+    )
     for kind, raw, value in (
         ("phone", phone, phone and normalise_phone(phone, config.default_phone_region)),
         ("email", email, email and normalise_email(email)),
@@ -224,8 +244,16 @@ async def list_contacts(
 
 
 @router.get("/v1/crm/contacts/{contact_id}")
-async def get_contact(contact_id: int, session: ReadSession, _: Reader) -> ContactOut:
-    return await contact_out(session, await get_or_404(session, Contact, contact_id, "contact"))
+async def get_contact(contact_id: int, session: ReadSession, principal: Reader) -> ContactOut:
+    return await contact_out(session, await visible_contact(session, principal, contact_id))
+
+
+async def visible_contact(session: AsyncSession, principal: Principal, contact_id: int) -> Contact:
+    """The contact, if the caller may see it (404 otherwise, as for one that is not there)."""
+    contact = await get_or_404(session, Contact, contact_id, "contact")
+    if not await may_see_contact(session, principal, contact_id):
+        raise ApiError(404, f"contact {contact_id} does not exist")
+    return contact
 
 
 @router.patch("/v1/crm/contacts/{contact_id}")
@@ -257,15 +285,22 @@ async def update_contact(
 
 
 @router.delete("/v1/crm/contacts/{contact_id}", status_code=204)
-async def delete_contact(contact_id: int, session: Session, _: Writer) -> None:
+async def delete_contact(contact_id: int, session: Session, principal: Admin) -> None:
     contact = await get_or_404(session, Contact, contact_id, "contact", lock=True)
     merged = select(Contact.id).where(Contact.merged_into_id == contact.id)
     ids = [contact.id, *await session.scalars(merged)]
     lead = await session.scalar(select(Lead.id).where(Lead.contact_id.in_(ids)).limit(1))
     if lead is not None:
         raise ApiError(409, f"contact {contact_id} has leads (lead {lead}); delete them first")
-    for model, column in ((Chat, Chat.contact_id), (Dialog, Dialog.contact_id)):
-        await session.execute(update(model).where(column.in_(ids)).values(contact_id=None))
+    # The chats forget what they stored of the client too, or the tracker would rebuild the
+    # contact from them at the next visit.
+    await session.execute(
+        update(Chat)
+        .where(Chat.contact_id.in_(ids))
+        .values(contact_id=None, name=None, phone=None, email=None)
+    )
+    await session.execute(update(Dialog).where(Dialog.contact_id.in_(ids)).values(contact_id=None))
+    record(session, "contact.deleted", contact_id=contact.id, by=actor(principal))
     await session.execute(delete(ContactIdentity).where(ContactIdentity.contact_id.in_(ids)))
     await session.execute(delete(Contact).where(Contact.merged_into_id == contact.id))
     await session.delete(contact)
@@ -274,11 +309,15 @@ async def delete_contact(contact_id: int, session: Session, _: Writer) -> None:
 
 @router.get("/v1/crm/contacts/{contact_id}/dialogs")
 async def contact_dialogs(
-    contact_id: int, session: ReadSession, _: Reader, limit: Limit = 50, cursor: str | None = None
+    contact_id: int,
+    session: ReadSession,
+    principal: Reader,
+    limit: Limit = 50,
+    cursor: str | None = None,
 ) -> Page[ContactDialog]:
     """Every dialog of the client on any channel and line, newest first (a merged contact's
     are its kept contact's)."""
-    await get_or_404(session, Contact, contact_id, "contact")
+    await visible_contact(session, principal, contact_id)
     contact = await live_contact(session, contact_id)
     assert contact is not None
     query = select(Dialog).where(Dialog.contact_id == contact.id)

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.crm_access import actor, lead_filter
 from api.deps import (
+    Admin,
     DbId,
     NoNul,
     Principal,
@@ -129,15 +131,15 @@ async def create_lead(body: LeadCreate, session: Session, _: Writer) -> LeadOut:
 @router.get("/v1/crm/leads")
 async def list_leads(
     session: ReadSession,
-    _: Reader,
+    principal: Reader,
     contact_id: DbId | None = None,
     dialog_id: DbId | None = None,
     status: LeadStatus | None = None,
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> Page[LeadOut]:
-    """Newest first."""
-    query = select(Lead)
+    """Newest first (an operator's: of their own clients)."""
+    query = select(Lead).where(await lead_filter(session, principal))
     if contact_id is not None:
         query = query.where(Lead.contact_id == contact_id)
     if dialog_id is not None:
@@ -150,8 +152,14 @@ async def list_leads(
 
 
 @router.get("/v1/crm/leads/{lead_id}")
-async def get_lead(lead_id: int, session: ReadSession, _: Reader) -> LeadOut:
-    return LeadOut.model_validate(await get_or_404(session, Lead, lead_id, "lead"))
+async def get_lead(lead_id: int, session: ReadSession, principal: Reader) -> LeadOut:
+    lead = await get_or_404(session, Lead, lead_id, "lead")
+    seen = await session.scalar(
+        select(Lead.id).where(Lead.id == lead_id, await lead_filter(session, principal))
+    )
+    if seen is None:  # not one of this operator's clients: as if it were not there
+        raise ApiError(404, f"lead {lead_id} does not exist")
+    return LeadOut.model_validate(lead)
 
 
 @router.patch("/v1/crm/leads/{lead_id}")
@@ -167,9 +175,11 @@ async def update_lead(lead_id: int, body: LeadUpdate, session: Session, _: Write
 
 
 @router.delete("/v1/crm/leads/{lead_id}", status_code=204)
-async def delete_lead(lead_id: int, session: Session, _: Writer) -> None:
-    """The dialog it came from stays asked-for: it gets no second lead by itself."""
+async def delete_lead(lead_id: int, session: Session, principal: Admin) -> None:
+    """Admins only; an event names who. The dialog it came from stays asked-for: it gets no
+    second lead by itself."""
     await session.delete(await get_or_404(session, Lead, lead_id, "lead"))
+    record(session, "lead.deleted", lead_id=lead_id, by=actor(principal))
     await session.commit()
 
 

@@ -1,8 +1,9 @@
 """CRM tables: a contact, the identities that recognise it, and leads."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -83,3 +84,27 @@ class Lead(Base):
     comments: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContactMerge(Base):
+    """Two contacts made one on someone's word (``core.crm.merges``), with what moved, so
+    the merge can be undone."""
+
+    __tablename__ = "contact_merges"
+    __table_args__ = (
+        Index("ix_contact_merges_kept", "kept_id"),
+        Index("ix_contact_merges_merged", "merged_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kept_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    merged_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    # Ids that moved to the kept contact, by table: identities, chats, dialogs, leads, and
+    # contacts merged into the merged one before (their pointer moved).
+    moved: Mapped[dict[str, list[int]]] = mapped_column(JSON)
+    # What the kept contact took over from the merged one where it had none: name, responsible.
+    took_over: Mapped[dict[str, Any]] = mapped_column(JSON)
+    merged_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_by: Mapped[str | None] = mapped_column(String(64))
+    undone_at: Mapped[datetime | None]

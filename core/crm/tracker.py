@@ -3,17 +3,18 @@
 ``track`` is one transaction's worth of work; the caller owns the transaction. Its rules:
 
 - Identities: always the chat's channel identity; with ``crm.chat_tracker`` also the chat's
-  phone and email fields and the phones and emails written in the client's messages.
-- Session start (the dialog has no contact yet): the chat's contact, or the contact any
-  identity belongs to, is the client's; otherwise a new contact is made, named after the
+  phone and email fields (the channel vouches for them) and the phones and emails written in
+  the client's messages (which could be anybody's).
+- The client's contact: the dialog's, else the chat's. A new chat links to one existing
+  contact: the oldest that an identity the channel vouches for belongs to, else the oldest
+  one a written phone or email belongs to; otherwise a new contact is made, named after the
   chat. The client is known when that contact already has something the CRM can act on: a
   responsible, a lead, a phone or email, or a messenger chat (a web-chat visitor who left
   nothing in an earlier session is not known, even with a responsible, and gets a lead once
   they do).
-- Merging: identities of two contacts in one dialog mean one person. The older contact (the
-  lower id) is kept; the other's identities, chats, dialogs and leads move to it, it keeps a
-  ``merged_into_id`` pointer, and its name and responsible fill the kept one's gaps. A later
-  message that merges the dialog's contact into an older one makes the client known.
+- No merging: identities nobody has join the client's contact; one that belongs to another
+  contact stays there. A message naming other people's phones or emails changes nobody's
+  contact. Two contacts become one only when someone confirms it (``core.crm.merges``).
 - A lead is owed once per dialog (``lead_requested`` plus the lead row for the built-in CRM,
   or an outbox row ``lead`` for the worker to create it in an external one) when
   ``crm.create`` is ``lead``, the client is not known, and they can be written back to.
@@ -21,13 +22,12 @@
 Races: two chats of one new person arriving at once may both add the same phone. On
 PostgreSQL the second insert waits for the first transaction and then fails with an
 ``IntegrityError``; SQLite runs write transactions one at a time. This module does not
-catch it: the caller rolls back and runs ``track`` again, which then finds the identity and
-merges (``activities/chat_tracker.py`` does so). Contacts are locked in id order before
-they change, so concurrent merges of the same contacts queue up; a deadlock among other
-orders is broken by PostgreSQL and retried the same way.
+catch it: the caller rolls back and runs ``track`` again, which then finds the identity
+taken and links a new chat to its contact (``activities/chat_tracker.py`` does so). A
+deadlock is broken by PostgreSQL and retried the same way.
 """
 
-from sqlalchemy import Exists, exists, select, tuple_, update
+from sqlalchemy import Exists, exists, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import registry
@@ -43,23 +43,22 @@ Identity = tuple[str, str]  # (kind, value)
 
 def client_identities(
     chat: Chat, settings: LineSettings, texts: list[str], default_region: str
-) -> list[Identity]:
-    """Who the client is, as far as this chat and these messages say."""
-    found: list[Identity] = [("channel", channel_identity(chat.channel_id, chat.external_id))]
+) -> tuple[list[Identity], list[Identity]]:
+    """Who the client is, as far as this chat and these messages say: the identities the
+    channel vouches for (the chat itself, the phone and email it gave), then those only
+    written in the messages (anybody's, as far as anyone knows)."""
+    given: list[Identity] = [("channel", channel_identity(chat.channel_id, chat.external_id))]
     if not settings.crm.chat_tracker:
-        return found
-    phones: list[str] = []
-    emails: list[str] = []
+        return given, []
     if chat.phone and (phone := normalise_phone(chat.phone, default_region)):
-        phones.append(phone)
+        given.append(("phone", phone))
     if chat.email and (email := normalise_email(chat.email)):
-        emails.append(email)
+        given.append(("email", email))
+    written: list[Identity] = []
     for text in texts:
-        in_text = find_contacts(text, default_region)
-        phones += in_text[0]
-        emails += in_text[1]
-    found += [("phone", p) for p in phones] + [("email", e) for e in emails]
-    return list(dict.fromkeys(found))
+        phones, emails = find_contacts(text, default_region)
+        written += [("phone", p) for p in phones] + [("email", e) for e in emails]
+    return given, [i for i in dict.fromkeys(written) if i not in given]
 
 
 async def owners(session: AsyncSession, identities: list[Identity]) -> dict[Identity, int]:
@@ -72,35 +71,6 @@ async def owners(session: AsyncSession, identities: list[Identity]) -> dict[Iden
         )
     )
     return {(kind, value): contact_id for kind, value, contact_id in rows}
-
-
-async def merge(session: AsyncSession, kept: Contact, other: Contact) -> None:
-    """Make ``other`` a part of ``kept``: its identities, chats, dialogs and leads move."""
-    moving = (
-        (ContactIdentity, ContactIdentity.contact_id),
-        (Chat, Chat.contact_id),
-        (Dialog, Dialog.contact_id),
-        (Lead, Lead.contact_id),
-    )
-    for model, column in moving:
-        await session.execute(
-            update(model)
-            .where(column == other.id)
-            .values(contact_id=kept.id)
-            .execution_options(synchronize_session="fetch")
-        )
-    # Contacts merged into ``other`` before now point at ``kept`` directly.
-    await session.execute(
-        update(Contact)
-        .where(Contact.merged_into_id == other.id)
-        .values(merged_into_id=kept.id)
-        .execution_options(synchronize_session="fetch")
-    )
-    other.merged_into_id = kept.id
-    if kept.name is None:
-        kept.name = other.name
-    if kept.responsible_id is None:
-        kept.responsible_id = other.responsible_id
 
 
 async def reachable(session: AsyncSession, dialog: Dialog, contact: Contact) -> bool:
@@ -143,6 +113,27 @@ def _messenger_chat(contact: Contact) -> Exists:
     )
 
 
+async def _contact_of(
+    session: AsyncSession,
+    dialog: Dialog,
+    chat: Chat,
+    given: list[Identity],
+    written: list[Identity],
+) -> Contact | None:
+    """The client's contact, locked: the dialog's or the chat's once it has one; for a new
+    chat, the one contact its identities lead to (one the channel vouches for first, else
+    one its messages name, the oldest of each); None for a client nobody knows."""
+    for contact_id in (dialog.contact_id, chat.contact_id):
+        if contact_id is not None and (found := await live_contact(session, contact_id, True)):
+            return found
+    for identities in (given, written):
+        owned = await owners(session, identities)
+        for contact_id in sorted(set(owned.values())):
+            if found := await live_contact(session, contact_id, lock=True):
+                return found
+    return None
+
+
 def _tracked(dialog: Dialog) -> Tracked:
     return Tracked(
         contact_id=dialog.contact_id,
@@ -169,51 +160,26 @@ async def track(
     """
     if not settings.crm.enabled:
         return _tracked(dialog)
-    identities = client_identities(chat, settings, texts, default_region)
-    owned = await owners(session, identities)
+    given, written = client_identities(chat, settings, texts, default_region)
+    identities = given + written
     starting = dialog.contact_id is None  # also a retried first turn is no longer starting
-    candidate_ids = set(owned.values())
-    candidate_ids.update(i for i in (dialog.contact_id, chat.contact_id) if i is not None)
-
-    contacts: dict[int, Contact] = {}
-    merged_away: list[int] = []  # candidates found merged into another contact
-    own: int | None = None  # the dialog's contact so far, as it is now
-    for contact_id in sorted(candidate_ids):  # id order: concurrent merges lock alike
-        contact = await live_contact(session, contact_id, lock=True)
-        if contact is not None:
-            contacts[contact.id] = contact
-            if contact.id != contact_id:
-                merged_away.append(contact_id)
-            if contact_id == dialog.contact_id:
-                own = contact.id
-    if contacts:
-        kept, *others = (contacts[i] for i in sorted(contacts))
-        if starting and first:  # before this turn's identities join it
-            dialog.client_known = await is_known(session, dialog, kept)
-        for other in others:
-            await merge(session, kept, other)
-        if merged_away:  # only a merge racing an identity's insert leaves one behind
-            await session.execute(
-                update(ContactIdentity)
-                .where(ContactIdentity.contact_id.in_(merged_away))
-                .values(contact_id=kept.id)
-                .execution_options(synchronize_session="fetch")
-            )
-        if not starting and kept.id != own:  # merged into an older contact
-            dialog.client_known = True
-    else:
+    kept = await _contact_of(session, dialog, chat, given, written)
+    if kept is None:
         kept = Contact(name=chat.name)
         session.add(kept)
         await session.flush()
+    elif starting and first:  # before this turn's identities join it
+        dialog.client_known = await is_known(session, dialog, kept)
     if kept.name is None and chat.name:
         kept.name = chat.name
 
-    # Read again: one that another transaction gave to another contact since the first look
-    # is inserted anyway, and the unique constraint fails this transaction (the caller runs
-    # it again, and then finds and merges that contact).
+    # Identities nobody has join the client's contact; one another contact has stays there
+    # (two contacts become one only by a merge someone confirms: ``core.crm.merges``). Read
+    # again: one that another transaction added since is inserted anyway, the unique
+    # constraint fails this transaction, and the caller runs it again, finding it taken.
     now_owned = await owners(session, identities)
     for kind, value in identities:
-        if now_owned.get((kind, value)) != kept.id:
+        if (kind, value) not in now_owned:
             session.add(ContactIdentity(contact_id=kept.id, kind=kind, value=value))
     chat.contact_id = kept.id
     dialog.contact_id = kept.id

@@ -24,6 +24,10 @@ EventType = Literal[
     "message.failed",  # ... or gave up on it (its error in the event)
     "kpi.overdue",
     "lead.created",
+    "lead.deleted",  # by an admin (``by`` names who)
+    "contact.merged",  # on someone's word (``by``); ``merge_id`` undoes it
+    "contact.unmerged",
+    "contact.deleted",  # by an admin (``by``)
     "notification.created",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]

@@ -174,6 +174,8 @@ ADMIN_ONLY = [
     ("DELETE", "/v1/webhooks/{webhook_id}", None, 204),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries", None, 200),
     ("POST", "/v1/webhooks/{webhook_id}/rotate-secret", None, 200),
+    ("DELETE", "/v1/crm/contacts/{contact_id}", None, 204),
+    ("DELETE", "/v1/crm/leads/{lead_id}", None, 204),
     # No delivery failed here: the admin gets past the role check to the 404.
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", None, 404),
 ]
@@ -207,10 +209,11 @@ NOT_ADMIN_ONLY = {
     ("POST", "/v1/dialogs/{dialog_id}/supervisor-rating"),
     ("POST", "/v1/crm/contacts"),
     ("PATCH", "/v1/crm/contacts/{contact_id}"),
-    ("DELETE", "/v1/crm/contacts/{contact_id}"),
     ("POST", "/v1/crm/leads"),
     ("PATCH", "/v1/crm/leads/{lead_id}"),
-    ("DELETE", "/v1/crm/leads/{lead_id}"),
+    ("POST", "/v1/crm/merges/{merge_id}/undo"),
+    # operators too, for two contacts of their own clients (tests/api/test_crm_privacy.py)
+    ("POST", "/v1/crm/contacts/{contact_id}/merge"),
 }
 
 
@@ -246,6 +249,8 @@ async def configure(admin):
         "bot_id": await create_bot(admin, "Greeter"),
         "key_id": (await issue_key(admin, "supervisor"))["id"],
         "delivery_id": 999999,
+        "contact_id": (await admin.post("/v1/crm/contacts", json={"name": "Ann"})).json()["id"],
+        "lead_id": (await admin.post("/v1/crm/leads", json={"title": "Ann"})).json()["id"],
     }
 
 
