@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import start_http_server
 
-from api import errors, metrics
+from api import errors, metrics, openapi
 from api.body_limit import BodyLimit
 from api.event_feed import EventFeed
 from api.rate_limit import Limits
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "OPENLINES_BOOTSTRAP_ADMIN_KEY is set: whoever holds it is an admin. Issue "
                 "keys with POST /v1/api-keys (or `openlines keys create`), then unset it."
             )
+        if settings.secret_key is None:
+            log.warning("OPENLINES_SECRET_KEY is not set: secrets are stored unencrypted.")
         yield
         await app.state.event_feed.close()
         if exporter is not None:
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.limits = Limits.of(settings)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     metrics.install(app)
     for module in (

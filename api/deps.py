@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from pydantic import AfterValidator, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,14 +80,24 @@ async def get_or_404(
     return row
 
 
+Cursor = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9]{1,10}$",
+        description="The next_cursor of the previous page; left out for the first page",
+    ),
+]
+
+
 def cursor_id(cursor: str | None) -> int | None:
-    """The row id in a list's ``cursor`` (a previous page's ``next_cursor``); a 422 naming
-    ``cursor`` for anything this API did not hand out."""
+    """The row id in a list's ``cursor`` (a previous page's ``next_cursor``); a larger
+    number than any id is read as the largest id (the database's integer column could not
+    even compare with it)."""
     if cursor is None:
         return None
-    if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
+    if not re.fullmatch(r"[0-9]{1,10}", cursor):  # the query pattern checked it already
         raise invalid("cursor", "not a cursor this API returned")
-    return int(cursor)
+    return min(int(cursor), MAX_ID)
 
 
 def _no_nul(value: str) -> str:

@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
@@ -58,6 +60,12 @@ class ApiError(Exception):
 def unavailable(detail: str) -> ApiError:
     """A 503 with ``Retry-After``: the database or Temporal did not answer in time."""
     return ApiError(503, detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def missing(field: str, message: str) -> ApiError:
+    """A 404 naming the body field whose reference names nothing (as an unknown id in the
+    path is a 404): the request is well formed, what it points at is not there."""
+    return ApiError(404, f"{field}: {message}", [{"field": field, "message": message}])
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -137,6 +145,16 @@ def unavailable_response(detail: str) -> JSONResponse:
     return problem_response(error.status, error.detail, headers=error.headers)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette's own 405 names only the first
+    route whose path matched)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path_format and compile_path(route.path_format)[0].fullmatch(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Route every error through problem details."""
 
@@ -145,8 +163,14 @@ def install(app: FastAPI) -> None:
         return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        error = validation_error(exc.errors())
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        found = exc.errors()
+        if found and all(e["loc"][0] == "path" for e in found):
+            # A path segment that is not an id names nothing: 404, as an unknown id is.
+            name = str(found[0]["loc"][1])
+            value = request.path_params.get(name)
+            return problem_response(404, f"{name.removesuffix('_id')} {value} does not exist")
+        error = validation_error(found)
         return problem_response(422, error.detail, error.errors)
 
     @app.exception_handler(ValidationError)
@@ -155,7 +179,10 @@ def install(app: FastAPI) -> None:
         return problem_response(422, error.detail, error.errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            allow = ", ".join(allowed_methods(request))
+            return problem_response(405, "method not allowed", headers={"Allow": allow})
         if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps a failed body read
             return body_too_large(exc.__cause__.limit)
         if exc.status_code == 400 and exc.__cause__ is not None:

@@ -12,6 +12,9 @@ MIN_ADMIN_KEY_LENGTH = 32
 # Words of sample configs: a key holding one is a placeholder nobody replaced.
 _PLACEHOLDER_WORDS = ("changeme", "placeholder", "example", "yourkey", "secret", "password")
 MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+MAKE_A_SECRET_KEY = (
+    "python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
 
 
 class Settings(BaseSettings):
@@ -56,8 +59,19 @@ class Settings(BaseSettings):
     crm: Literal["builtin", "bitrix24"] = Field(
         "builtin", description="Where leads go: the built-in CRM or Bitrix24"
     )
-    bitrix24_webhook_url: str = Field(
-        "", description="Bitrix24 inbound-webhook URL (https://<portal>/rest/<user>/<token>/)"
+    bitrix24_webhook_url: SecretStr = Field(
+        SecretStr(""),
+        description=(
+            "Bitrix24 inbound-webhook URL (https://<portal>/rest/<user>/<token>/); it holds a "
+            "token, so it is kept out of errors and logs"
+        ),
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Fernet key that encrypts channel and webhook secrets in the database; unset, "
+            "they are stored in plain text"
+        ),
     )
     webhook_allow_private: bool = Field(
         False,
@@ -126,6 +140,32 @@ class Settings(BaseSettings):
                 f"OPENLINES_BOOTSTRAP_ADMIN_KEY must be at least {MIN_ADMIN_KEY_LENGTH} random "
                 f"characters, not a sample config's placeholder; make one with: {MAKE_A_KEY}"
             )
+        return value
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_secret_key_is_none(cls, value: object) -> object:
+        """An empty ``OPENLINES_SECRET_KEY=`` means no key, as leaving it out does."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _usable_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse anything Fernet would refuse now rather than at the first secret written."""
+        if value is None:
+            return None
+        # Imported here: only installs with a key need the cryptography package loaded.
+        from cryptography.fernet import Fernet
+
+        try:
+            Fernet(value.get_secret_value())
+        except ValueError:
+            raise ValueError(
+                "OPENLINES_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes, "
+                f"44 characters); make one with: {MAKE_A_SECRET_KEY}"
+            ) from None
         return value
 
     @property

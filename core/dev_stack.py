@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+from cryptography.fernet import Fernet
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -66,8 +67,28 @@ def admin_key(data_dir: Path) -> str:
     return key
 
 
-def child_env(settings: Settings, key: str, database_url: str) -> dict[str, str]:
+def secret_key(data_dir: Path) -> str:
+    """The install's key for secrets at rest: made on the first start, read back on later
+    ones (losing it makes the stored channel and webhook secrets unreadable)."""
+    path = data_dir / "secret-key"
+    if path.exists():
+        return path.read_text().strip()
+    key = Fernet.generate_key().decode()
+    # Created with mode 0600, never readable by others even for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key
+
+
+def child_env(
+    settings: Settings, key: str, database_url: str, encryption_key: str | None = None
+) -> dict[str, str]:
+    """The API's and the worker's environment; ``encryption_key``, when given, becomes their
+    ``OPENLINES_SECRET_KEY``."""
     env = dict(os.environ)
+    if encryption_key is not None:
+        env["OPENLINES_SECRET_KEY"] = encryption_key
     env.update(
         OPENLINES_DATABASE_URL=database_url,
         OPENLINES_TEMPORAL_ADDRESS=settings.temporal_address,
@@ -162,6 +183,10 @@ def run(settings: Settings) -> int:
         if settings.bootstrap_admin_key
         else admin_key(data_dir)
     )
+    # The environment's key if it sets one (``settings`` read it), else the data folder's.
+    encryption_key = (
+        settings.secret_key.get_secret_value() if settings.secret_key else secret_key(data_dir)
+    )
     database_url = settings.resolved_database_url
     print(f"Applying database migrations to {printable_url(database_url)}", flush=True)
     migrate.upgrade(database_url)
@@ -187,7 +212,7 @@ def run(settings: Settings) -> int:
         added = asyncio.run(start_temporal(settings, temporal))
         if added:
             print(f"Registered search attributes: {', '.join(added)}", flush=True)
-        env = child_env(settings, key, database_url)
+        env = child_env(settings, key, database_url, encryption_key)
         worker = _openlines("worker", env)
         api = _openlines("api", env)
         children = [api, worker, temporal]

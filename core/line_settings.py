@@ -13,6 +13,7 @@ from zoneinfo import available_timezones
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -23,7 +24,17 @@ from pydantic_core.core_schema import ValidationInfo
 
 from core.languages import ISO_639_1
 
-Id = Annotated[int, Field(ge=1)]
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: 60.0 is the whole number 60 (a string or a bool is not)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer setting: strict, but 60.0 counts as 60.
+Whole = Annotated[int, BeforeValidator(_whole)]
+Id = Annotated[Whole, Field(ge=1)]
 Text2000 = Annotated[str, StringConstraints(max_length=2000)]
 Text100 = Annotated[str, StringConstraints(max_length=100)]
 # [0-9], not \d: pydantic's regex engine also takes the digits of other scripts.
@@ -71,9 +82,9 @@ class DisplayIdentity(Group):
 class Queue(Group):
     members: list[Member] = []
     distribution: Literal["evenly", "strictly", "all"] = "evenly"
-    handover_after: Annotated[int, Field(ge=60, le=43200)] = 60
+    handover_after: Annotated[Whole, Field(ge=60, le=43200)] = 60
     check_availability: bool = True
-    max_dialogs_per_operator: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_dialogs_per_operator: Annotated[Whole, Field(ge=0, le=1000)] = 0
     not_counted: Literal["answered", "awaiting_client", "closed"] = "answered"
     operator_display: Literal["profile", "line", "hidden"] = "profile"
     # Keys are operator ids (JSON object keys are strings).
@@ -166,7 +177,7 @@ class Welcome(Group):
 
 
 class NoAnswer(Group):
-    after: Annotated[int, Field(ge=60, le=43200)] = 60
+    after: Annotated[Whole, Field(ge=60, le=43200)] = 60
     action: TextOrNone = "none"
     text: Text2000 = "All our operators are busy right now. Please wait, we will answer soon."
 
@@ -177,7 +188,7 @@ class Close(Group):
 
 
 class Inactivity(Group):
-    after: Annotated[int, Field(ge=3600, le=2678400)] = 14400
+    after: Annotated[Whole, Field(ge=3600, le=2678400)] = 14400
     action: TextOrNone = "none"
     text: Text2000 = "We have not heard from you for a while, so we are closing this dialog."
 
@@ -204,7 +215,7 @@ class TextRatingTexts(Group):
 class Rating(Group):
     enabled: bool = True
     close_on_rating: bool = False
-    time_limit: Annotated[int, Field(ge=0, le=2592000)] = 0
+    time_limit: Annotated[Whole, Field(ge=0, le=2592000)] = 0
     widget_texts: RatingTexts = RatingTexts()
     text_texts: TextRatingTexts = TextRatingTexts()
 
@@ -213,7 +224,7 @@ class Bot(Group):
     enabled: bool = False
     bot_id: Id | None = Field(None, validate_default=True)
     join: Literal["first", "always"] = "first"
-    handover_after: Annotated[int, Field(ge=0, le=86400)] = 600
+    handover_after: Annotated[Whole, Field(ge=0, le=86400)] = 600
     leave: Literal["queue", "close"] = "queue"
 
     @field_validator("bot_id")
@@ -225,7 +236,7 @@ class Bot(Group):
 
 
 class KpiItem(Group):
-    limit: Annotated[int, Field(ge=0, le=86400)] = 0
+    limit: Annotated[Whole, Field(ge=0, le=86400)] = 0
     notify: bool = False
     recipients: list[Id] = []
     text: Text2000 = "#OPERATOR# has not answered dialog #DIALOG# in time."
@@ -251,7 +262,7 @@ class LineSettings(Group):
     welcome: Welcome = Welcome()
     no_answer: NoAnswer = NoAnswer()
     close: Close = Close()
-    rating_wait: Annotated[int, Field(ge=0, le=86400)] = 600
+    rating_wait: Annotated[Whole, Field(ge=0, le=86400)] = 600
     inactivity: Inactivity = Inactivity()
     quick_answers_list_id: Id | None = None
     watch_typing: bool = True

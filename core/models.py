@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from core.secrets_at_rest import EncryptedString
 from workflows.models import FINAL_STATUSES, Status
 
 
@@ -129,10 +130,13 @@ class Channel(Base):
     line_id: Mapped[int] = mapped_column(ForeignKey("lines.id"), index=True)
     type: Mapped[str] = mapped_column(String(16))
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Kept readable: webhook channels verify HMAC signatures with it.
-    secret: Mapped[str] = mapped_column(String(128))
+    # Kept readable: webhook channels verify HMAC signatures with it. Stored encrypted when
+    # OPENLINES_SECRET_KEY is set (``core/secrets_at_rest.py``), hence the length.
+    secret: Mapped[str] = mapped_column(EncryptedString(1024, "channels.secret"))
     # After a rotation the old secret still verifies until then (senders switch over).
-    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret: Mapped[str | None] = mapped_column(
+        EncryptedString(1024, "channels.previous_secret")
+    )
     previous_secret_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None]

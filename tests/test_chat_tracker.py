@@ -233,10 +233,12 @@ async def test_crm_off_leaves_the_dialog_alone_and_create_none_owes_no_lead(sess
 async def test_a_message_naming_known_clients_phones_merges_nobody(sessions: Sessions):
     telegram = await add_channel(sessions, "telegram")
     webchat = await add_channel(sessions, "webchat")
-    victims = []
+    victims: list[int] = []
     for chat, phone in (("tg-1", "+16502530000"), ("tg-2", "+16502530001")):
         victim_dialog = await open_dialog(sessions, telegram, chat, phone=phone)
-        victims.append((await track(sessions, victim_dialog, "Hello", first=True)).contact_id)
+        victim = (await track(sessions, victim_dialog, "Hello", first=True)).contact_id
+        assert victim is not None
+        victims.append(victim)
     attacker_dialog = await open_dialog(sessions, webchat, "visitor-1", name="Mallory")
     attacker = (await track(sessions, attacker_dialog, "Hi", first=True)).contact_id
     assert attacker is not None and attacker not in victims
@@ -264,6 +266,7 @@ async def test_a_new_chat_links_to_one_existing_contact_the_channel_vouches_for_
     phone_owner = (await track(sessions, by_phone, "Hello", first=True)).contact_id
     by_email = await open_dialog(sessions, telegram, "tg-2", email="ann@example.com")
     email_owner = (await track(sessions, by_email, "Hello", first=True)).contact_id
+    assert phone_owner is not None and email_owner is not None
 
     # The channel gives the email; the message names the other contact's phone.
     new_chat = await open_dialog(sessions, api, "api-1", email="Ann@Example.com")

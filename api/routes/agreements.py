@@ -4,9 +4,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
 from sqlalchemy import delete, func, select
 
+from api import schema_rules
 from api.deps import MAX_ID, Admin, NoNul, Principal, Reader, Session, get_or_404, require
 from api.errors import ApiError, invalid
 from core import agreement_templates
@@ -21,13 +22,24 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=20000), NoNul]
 Supervisor = Annotated[Principal, Depends(require("admin", "supervisor"))]
 
 
+# A known template's id; the schema lists them (``GET /v1/agreement-templates``).
+TemplateId = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    WithJsonSchema({"type": "string", "enum": [t.id for t in agreement_templates.TEMPLATES]}),
+]
+
+
 class AgreementCreate(BaseModel):
     """``name`` and ``text``, or a ``template_id`` filling whichever of them is not given."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=schema_rules.required_together(("template_id",), ("name", "text")),
+    )
     name: Name | None = None
     text: Text | None = None
-    template_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    template_id: TemplateId | None = None
 
 
 class AgreementUpdate(BaseModel):
@@ -186,6 +198,7 @@ async def list_templates(
     language: Annotated[
         str | None,
         Query(description="ISO 639-1 code: only templates in this language"),
+        WithJsonSchema({"type": "string", "enum": sorted(ISO_639_1)}),
         AfterValidator(_iso_639_1),
     ] = None,
 ) -> list[AgreementTemplate]:

@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
+from api import schema_rules
 from api.deps import Admin, DbId, Session, get_or_404
-from api.errors import invalid
+from api.errors import invalid, missing
 from core.api_keys import Role, issue_key
 from core.bots import live_bot
 from core.models import ApiKey, Operator
@@ -16,7 +17,23 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                schema_rules.when("role", "operator", "operator_id"),
+                schema_rules.when("role", "bot", "bot_id"),
+                {
+                    "if": {"properties": {"role": {"enum": ["admin", "bot"]}}},
+                    "then": {"properties": {"operator_id": {"type": "null"}}},
+                },
+                {
+                    "if": {"properties": {"role": {"not": {"const": "bot"}}}},
+                    "then": {"properties": {"bot_id": {"type": "null"}}},
+                },
+            ]
+        },
+    )
     role: Role
     operator_id: DbId | None = None
     bot_id: DbId | None = None
@@ -67,9 +84,9 @@ def _out(row: ApiKey) -> dict[str, object]:
 @router.post("", status_code=201)
 async def create_api_key(body: ApiKeyCreate, session: Session, _: Admin) -> ApiKeyCreated:
     if body.operator_id is not None and await session.get(Operator, body.operator_id) is None:
-        raise invalid("operator_id", f"operator {body.operator_id} does not exist")
+        raise missing("operator_id", f"operator {body.operator_id} does not exist")
     if body.bot_id is not None and not await live_bot(session, body.bot_id):
-        raise invalid("bot_id", f"bot {body.bot_id} does not exist")
+        raise missing("bot_id", f"bot {body.bot_id} does not exist")
     row, plain = await issue_key(session, body.role, body.operator_id, body.bot_id)
     await session.commit()
     return ApiKeyCreated(**_out(row), key=plain)

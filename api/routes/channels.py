@@ -36,8 +36,22 @@ ChannelType = Literal["api", "webchat", "telegram", "webhook"]
 AVAILABLE_TYPES = tuple(registry.CONNECTORS)
 
 
+def _config_by_type(schema: dict[str, Any]) -> None:
+    """The schema names, for each type that can be connected, the config it takes."""
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "type": {"const": name},
+                "config": connector.config_model.model_json_schema(),
+            },
+            "required": ["type"],
+        }
+        for name, connector in registry.CONNECTORS.items()
+    ]
+
+
 class ChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_config_by_type)
     type: ChannelType
     config: dict[str, Any] = {}
 

@@ -25,14 +25,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import schema_rules
 from api.crm_access import actor, contact_filter, may_see_contact
 from api.deps import (
     Admin,
     AppSettings,
+    Cursor,
     DbId,
     NoNul,
     Principal,
@@ -45,7 +47,7 @@ from api.errors import ApiError, invalid
 from api.routes import crm_leads, crm_merges
 from api.routes.crm_leads import Limit, Page, Writer, check_operator, next_cursor, not_null, page
 from core.crm.identities import normalise_email, normalise_phone
-from core.crm.models import Contact, ContactIdentity, Lead, live_contact
+from core.crm.models import Contact, ContactIdentity, ContactMerge, Lead, live_contact
 from core.crm.tracker import Identity, owners
 from core.events.publish import record
 from core.models import Chat, Dialog, Operator, utcnow
@@ -70,7 +72,9 @@ class ContactCreate(BaseModel):
 class ContactUpdate(BaseModel):
     """Given ``phones`` / ``emails`` replace the contact's; channel identities stay."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=schema_rules.not_nullable("phones", "emails")
+    )
     name: Name | None = None
     phones: Raws | None = None
     emails: Raws | None = None
@@ -216,7 +220,7 @@ async def list_contacts(
     phone: Annotated[str | None, Query(max_length=64)] = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> Page[ContactOut]:
     """Newest first; ``phone`` and ``email`` find a contact however the value is written
     (an operator finds only their own clients)."""
@@ -302,6 +306,12 @@ async def delete_contact(contact_id: int, session: Session, principal: Admin) ->
     await session.execute(update(Dialog).where(Dialog.contact_id.in_(ids)).values(contact_id=None))
     record(session, "contact.deleted", contact_id=contact.id, by=actor(principal))
     await session.execute(delete(ContactIdentity).where(ContactIdentity.contact_id.in_(ids)))
+    # Its merge records go too: there is nothing left to undo.
+    await session.execute(
+        delete(ContactMerge).where(
+            or_(ContactMerge.kept_id.in_(ids), ContactMerge.merged_id.in_(ids))
+        )
+    )
     await session.execute(delete(Contact).where(Contact.merged_into_id == contact.id))
     await session.delete(contact)
     await session.commit()
@@ -313,7 +323,7 @@ async def contact_dialogs(
     session: ReadSession,
     principal: Reader,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> Page[ContactDialog]:
     """Every dialog of the client on any channel and line, newest first (a merged contact's
     are its kept contact's)."""

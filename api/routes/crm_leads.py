@@ -14,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import schema_rules
 from api.crm_access import actor, lead_filter
 from api.deps import (
     Admin,
+    Cursor,
     DbId,
     NoNul,
     Principal,
@@ -27,7 +29,7 @@ from api.deps import (
     get_or_404,
     require,
 )
-from api.errors import ApiError, invalid
+from api.errors import ApiError, invalid, missing
 from core.crm.models import Contact, Lead
 from core.events.publish import record
 from core.models import Dialog, Operator, Outbox
@@ -70,7 +72,7 @@ def not_null(changes: dict[str, Any], *fields: str) -> None:
 async def check_operator(session: AsyncSession, operator_id: int | None, field: str) -> None:
     """A 422 naming ``field`` when it refers to an operator that does not exist."""
     if operator_id is not None and await session.get(Operator, operator_id) is None:
-        raise invalid(field, f"operator {operator_id} does not exist")
+        raise missing(field, f"operator {operator_id} does not exist")
 
 
 class LeadCreate(BaseModel):
@@ -82,7 +84,9 @@ class LeadCreate(BaseModel):
 
 
 class LeadUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=schema_rules.not_nullable("title", "status")
+    )
     title: Title | None = None
     status: LeadStatus | None = None
     responsible_id: DbId | None = None
@@ -115,7 +119,7 @@ async def create_lead(body: LeadCreate, session: Session, _: Writer) -> LeadOut:
     if body.contact_id is not None:
         contact = await session.get(Contact, body.contact_id)
         if contact is None:
-            raise invalid("contact_id", f"contact {body.contact_id} does not exist")
+            raise missing("contact_id", f"contact {body.contact_id} does not exist")
         if contact.merged_into_id is not None:
             raise invalid("contact_id", f"contact {contact.id} was merged into another")
     await check_operator(session, body.responsible_id, "responsible_id")
@@ -136,7 +140,7 @@ async def list_leads(
     dialog_id: DbId | None = None,
     status: LeadStatus | None = None,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> Page[LeadOut]:
     """Newest first (an operator's: of their own clients)."""
     query = select(Lead).where(await lead_filter(session, principal))

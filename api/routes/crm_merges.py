@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.crm_access import actor, may_see_contact
 from api.deps import DbId, Reader, Session, get_or_404
-from api.errors import ApiError, invalid
+from api.errors import ApiError, missing
 from api.routes.crm_leads import Writer
 from core.crm.merges import MergeRefused, merge, undo
 from core.crm.models import Contact, ContactMerge
@@ -62,7 +62,7 @@ async def merge_contacts(
         found = await session.get(Contact, wanted) if 1 <= wanted else None
         if found is None or not await may_see_contact(session, principal, wanted):
             if field:
-                raise invalid(field, f"contact {wanted} does not exist")
+                raise missing(field, f"contact {wanted} does not exist")
             raise ApiError(404, f"contact {wanted} does not exist")
     # Locked in id order, as the tracker locks contacts: two merges cannot deadlock.
     first, second = sorted((contact_id, body.contact_id))

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, DbId, NoNul, Reader, Session, get_or_404
-from api.errors import ApiError, invalid
+from api.errors import ApiError, invalid, missing
 from core import routing
 from core.models import Department, DepartmentMember, Line, Operator
 
@@ -52,7 +52,7 @@ async def _set_members(session: AsyncSession, department: Department, ids: list[
     known = set(await session.scalars(select(Operator.id).where(Operator.id.in_(ids))))
     for index, operator_id in enumerate(ids):
         if operator_id not in known:
-            raise invalid(f"operator_ids[{index}]", f"operator {operator_id} does not exist")
+            raise missing(f"operator_ids[{index}]", f"operator {operator_id} does not exist")
     await session.execute(
         delete(DepartmentMember).where(DepartmentMember.department_id == department.id)
     )

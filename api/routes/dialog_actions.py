@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from api import schema_rules
 from api.deps import (
     AppSettings,
     DbId,
@@ -270,7 +271,9 @@ async def reply(
 
 
 class TransferBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=schema_rules.exactly_one("operator_id", "line_id")
+    )
     operator_id: DbId | None = None
     line_id: DbId | None = None
 

@@ -11,6 +11,7 @@ from temporalio.service import RPCError
 
 from api.deps import (
     AppSettings,
+    Cursor,
     DbId,
     DialogReader,
     Principal,
@@ -255,7 +256,7 @@ async def list_dialogs(
     operator_id: DbId | None = None,
     unanswered: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> DialogPage:
     """Newest first. ``cursor`` is the ``next_cursor`` of the previous page;
     ``unanswered=true`` lists the dialogs marked unanswered."""
@@ -311,7 +312,7 @@ async def list_messages(
     session: ReadSession,
     principal: DialogReader,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> MessagePage:
     """The dialog's messages, oldest first, ``limit`` at a time; ``cursor`` is the
     ``next_cursor`` of the previous page (null on the last)."""

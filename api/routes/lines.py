@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Admin, AppSettings, Reader, Session, get_or_404
-from api.errors import ApiError, invalid
+from api.errors import ApiError, missing
 from core import lines
 from core.line_settings import LineSettings
 from core.models import OPEN_DIALOG_STATUSES, Channel, Dialog, Line, Outbox
@@ -36,11 +36,11 @@ async def load_line(session: AsyncSession, line_id: int) -> Line:
 
 @contextmanager
 def _references_checked() -> Iterator[None]:
-    """A setting that names nothing answers 422 naming the setting."""
+    """A setting that names nothing answers 404 naming the setting."""
     try:
         yield
     except lines.UnknownReference as error:
-        raise invalid(error.field, error.message) from None
+        raise missing(error.field, error.message) from None
 
 
 @router.post("", status_code=201)

@@ -45,7 +45,11 @@ async def resend(message_id: int, session: Session, principal: DialogReader) -> 
     return MessageOut.of(message, dialog.channel_type)
 
 
-@router.get("/v1/messages/{message_id}/attachments/{index}")
+@router.get(
+    "/v1/messages/{message_id}/attachments/{index}",
+    response_class=Response,
+    responses={200: {"content": {"*/*": {}}, "description": "The file, as its type"}},
+)
 async def attachment(
     message_id: int, index: int, request: Request, session: Session, principal: DialogReader
 ) -> Response:

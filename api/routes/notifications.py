@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.deps import DbId, Principal, Reader, ReadSession, Session, cursor_id, get_or_404
+from api.deps import Cursor, DbId, Principal, Reader, ReadSession, Session, cursor_id, get_or_404
 from api.errors import ApiError
 from core.events.models import Notification
 
@@ -64,7 +64,7 @@ async def list_notifications(
     recipient_id: DbId | None = None,
     unread: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> NotificationPage:
     """Newest first; ``unread=true`` leaves out those already read. ``cursor`` is the
     ``next_cursor`` of the previous page."""

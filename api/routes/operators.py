@@ -4,9 +4,18 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 from sqlalchemy import select
 
+from api import schema_rules
 from api.deps import Admin, NoNul, Principal, Reader, Session, authenticate, get_or_404
 from api.errors import ApiError, invalid
 from core import operators
@@ -45,13 +54,15 @@ class OperatorCreate(BaseModel):
 
 
 class OperatorUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=schema_rules.not_nullable(*NOT_NULL)
+    )
 
     name: Name | None = None
     email: Email | None = None
     position: Position | None = None
     avatar_url: Url | None = None
-    fired: bool | None = None
+    fired: StrictBool | None = None
     vacation_until: VacationUntil | None = Field(
         None, description="On vacation until this time; null ends the vacation"
     )

@@ -56,7 +56,11 @@ async def readyz(request: Request, session: Session) -> dict[str, str] | Respons
     return {"status": "ready", **states}
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics, unless they are served on their own port (``metrics_port``)."""
     if request.app.state.settings.metrics_port is not None:

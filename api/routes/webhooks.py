@@ -13,13 +13,15 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from sqlalchemy import select, update
 from temporalio.service import RPCError
 
+from api import schema_rules
 from api.deps import (
     Admin,
     AppSettings,
+    Cursor,
     NoNul,
     ReadSession,
     Session,
@@ -86,10 +88,12 @@ class WebhookCreate(BaseModel):
 
 
 class WebhookUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=schema_rules.not_nullable(*NOT_NULL)
+    )
     url: Url | None = None
     events: Events | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
     secret: Secret | None = None
 
 
@@ -189,7 +193,7 @@ async def list_deliveries(
     _: Admin,
     status: Literal["pending", "delivered", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> DeliveryPage:
     """The delivery log, newest first. ``cursor`` is the ``next_cursor`` of the previous page."""
     await get_or_404(session, WebhookSubscription, webhook_id, "webhook")

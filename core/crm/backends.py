@@ -97,9 +97,10 @@ def backend_for(settings: Settings, http: httpx.AsyncClient) -> CrmBackend:
     through (its owner closes it)."""
     if settings.crm == "builtin":
         return BuiltinCrm()
-    if not settings.bitrix24_webhook_url:
+    if not settings.bitrix24_webhook_url.get_secret_value():
         raise ValueError("OPENLINES_CRM=bitrix24 needs OPENLINES_BITRIX24_WEBHOOK_URL")
     # Imported here: the adapter builds on the types above.
     from core.crm.bitrix24 import Bitrix24Crm
 
+    # Handed over as a SecretStr: the URL holds the portal's token.
     return Bitrix24Crm(settings.bitrix24_webhook_url, http)

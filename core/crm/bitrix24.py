@@ -24,11 +24,21 @@ Decisions:
   ``openlines-dialog-<id>`` (``crm.lead.list``) before it is added, so a retried or repeated
   creation adds it once. That holds while attempts do not overlap: the HTTP client's
   timeout must stay under the activity's ``start_to_close`` (``worker.CRM_HTTP_TIMEOUT_S``).
+* The webhook URL holds the portal's token (``/rest/<user>/<token>/``), and httpx puts URLs
+  in its exceptions and its request log, so, as for Telegram's bot tokens
+  (``channels/telegram/bot_api.py``): every failure is a ``Bitrix24Error`` naming the method,
+  the HTTP status and Bitrix24's explanation (scrubbed), raised outside any ``except`` block
+  so that no httpx exception is chained to it (nor reaches a Temporal failure); and importing
+  this module installs a filter on the ``httpx`` logger that blanks the token out of its
+  ``HTTP Request: POST <url>`` lines.
 """
 
+import logging
+import re
 from typing import Any, get_args
 
 import httpx
+from pydantic import SecretStr
 
 from channels import registry
 from core.crm.backends import EntityType, LeadDraft, Match
@@ -51,37 +61,102 @@ STANDARD_SOURCES = {
 FIND_BATCH = 20
 
 
-class Bitrix24Error(Exception):
-    """Bitrix24 answered a call with an error (or with no result)."""
+# Characters of Bitrix24's (or the network's) explanation kept in an error.
+DESCRIPTION_MAX = 300
+REDACTED = "<redacted>"
+# The token in a webhook URL's path: ``/rest/<user id>/<token>`` (the rest of the URL stays).
+_TOKEN_IN_PATH = re.compile(r"(/rest/[0-9]+/)[^/?#\s\"']+")
+# Tokens shorter than this are not replaced wherever they appear (``x`` would blank every x);
+# the path pattern still catches them in URLs. Real ones are 16 characters or more.
+_MIN_SCRUBBED_TOKEN = 8
 
-    def __init__(self, method: str, code: str, description: str) -> None:
-        super().__init__(f"{method}: {code or 'error'}: {description}")
+
+def scrub(text: str, token: str = "") -> str:
+    """``text`` without ``token`` nor any webhook URL's token in it."""
+    if len(token) >= _MIN_SCRUBBED_TOKEN:
+        text = text.replace(token, REDACTED)
+    return _TOKEN_IN_PATH.sub(rf"\g<1>{REDACTED}", text)
+
+
+class _ScrubWebhookTokens(logging.Filter):
+    """Blanks webhook tokens out of a log record's message (httpx logs every request URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_httpx_log = logging.getLogger("httpx")
+if not any(isinstance(f, _ScrubWebhookTokens) for f in _httpx_log.filters):
+    _httpx_log.addFilter(_ScrubWebhookTokens())
+
+
+class Bitrix24Error(Exception):
+    """A call failed: Bitrix24 answered an error (or no result), or did not answer.
+
+    ``status`` is the HTTP status, None when no answer came (a network error, a timeout);
+    ``code`` is Bitrix24's error code, if it gave one. Never holds the webhook URL.
+    """
+
+    def __init__(self, method: str, code: str, description: str, status: int | None = None) -> None:
+        parts = [f"HTTP {status}" if status is not None else "no answer", code, description]
+        super().__init__(f"Bitrix24 {method}: " + ": ".join(p for p in parts if p))
         self.method = method
         self.code = code
+        self.status = status
 
 
 class Bitrix24Crm:
     """The ``CrmBackend`` for a Bitrix24 portal's inbound webhook."""
 
-    def __init__(self, webhook_url: str, http: httpx.AsyncClient) -> None:
-        self._base = webhook_url.rstrip("/")
+    def __init__(self, webhook_url: SecretStr | str, http: httpx.AsyncClient) -> None:
+        url = webhook_url.get_secret_value() if isinstance(webhook_url, SecretStr) else webhook_url
+        self._base = url.rstrip("/")
+        self._token = self._base.rsplit("/", 1)[-1]
         self._http = http
 
+    def __repr__(self) -> str:
+        return "Bitrix24Crm()"  # never the webhook URL
+
     async def call(self, method: str, params: dict[str, Any]) -> Any:
-        """Call a REST method; its ``result``, or an exception."""
-        response = await self._http.post(f"{self._base}/{method}.json", json=params)
+        """Call a REST method; its ``result``, or ``Bitrix24Error`` (never holding the URL)."""
+        outcome = await self._post(method, params)
+        if isinstance(outcome, Bitrix24Error):
+            raise outcome  # raised here, outside the except blocks: no httpx error chained
+        response = outcome
         try:
             body = response.json()
         except ValueError:
             body = None
+        status = response.status_code
         if isinstance(body, dict) and body.get("error") is not None:
-            raise Bitrix24Error(method, str(body["error"]), str(body.get("error_description", "")))
-        response.raise_for_status()
-        if not isinstance(body, dict) or "result" not in body:
+            code = self._clean(str(body["error"]))
             raise Bitrix24Error(
-                method, "", f"no result in the answer (HTTP {response.status_code})"
+                method, code, self._clean(str(body.get("error_description", ""))), status
             )
+        if response.is_error:
+            raise Bitrix24Error(method, "", self._clean(response.reason_phrase), status)
+        if not isinstance(body, dict) or "result" not in body:
+            raise Bitrix24Error(method, "", "no result in the answer", status)
         return body["result"]
+
+    async def _post(self, method: str, params: dict[str, Any]) -> httpx.Response | Bitrix24Error:
+        """The answer, or the error to raise for a call that got none."""
+        try:
+            return await self._http.post(f"{self._base}/{method}.json", json=params)
+        except httpx.TimeoutException:
+            detail = "no answer within the HTTP client's timeout"
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            detail = f"{type(error).__name__}: {error}"
+        return Bitrix24Error(method, "", self._clean(detail))
+
+    def _clean(self, text: str) -> str:
+        """``text`` without the webhook URL or its token, on one line, bounded."""
+        text = text.replace(self._base, "<webhook url>")
+        return " ".join(scrub(text, self._token).split())[:DESCRIPTION_MAX]
 
     async def find_client(
         self, phones: list[str], emails: list[str], messenger_ids: list[str]

@@ -7,6 +7,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models import Base, utcnow
+from core.secrets_at_rest import EncryptedString
 
 _UNDISPATCHED = text("dispatched_at IS NULL")
 
@@ -69,9 +70,12 @@ class WebhookSubscription(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str]] = mapped_column(JSON)
-    secret: Mapped[str] = mapped_column(String(128))
+    # Stored encrypted when OPENLINES_SECRET_KEY is set (``core/secrets_at_rest.py``).
+    secret: Mapped[str] = mapped_column(EncryptedString(1024, "webhooks.secret"))
     # The secret before the last rotation, which still signs until ``previous_secret_until``.
-    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret: Mapped[str | None] = mapped_column(
+        EncryptedString(1024, "webhooks.previous_secret")
+    )
     previous_secret_until: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -61,7 +61,7 @@ async def test_a_line_requiring_an_agreement_needs_one_that_exists(admin: AsyncC
     missing = await admin.post(
         "/v1/lines", json={"agreement": {"required": True, "agreement_id": 999}}
     )
-    assert missing.status_code == 422, missing.text
+    assert missing.status_code == 404, missing.text  # it names nothing
     assert [e["field"] for e in missing.json()["errors"]] == ["agreement.agreement_id"]
 
     agreement = await create(admin)

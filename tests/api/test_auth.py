@@ -397,9 +397,9 @@ async def test_api_key_body_is_validated(admin, body, field):
     assert [error["field"] for error in response.json()["errors"]] == [field]
 
 
-async def test_api_key_for_unknown_operator_is_422(admin):
+async def test_api_key_for_unknown_operator_is_404_naming_the_field(admin):
     response = await admin.post("/v1/api-keys", json={"role": "operator", "operator_id": 9999})
-    assert_problem(response, 422)
+    assert_problem(response, 404)
     assert response.json()["errors"][0]["field"] == "operator_id"
     assert "9999" in response.json()["detail"]
     assert (await admin.get("/v1/api-keys")).json() == []

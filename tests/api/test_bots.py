@@ -36,8 +36,8 @@ def problem(response: Response, status: int) -> Any:
     return response.json()
 
 
-def fields(response: Response) -> list[str]:
-    return [error["field"] for error in problem(response, 422)["errors"]]
+def fields(response: Response, status: int = 422) -> list[str]:
+    return [error["field"] for error in problem(response, status)["errors"]]
 
 
 async def create_bot(admin: AsyncClient, name: str = "Greeter") -> int:
@@ -143,25 +143,24 @@ async def test_a_bot_a_line_hands_dialogs_to_cannot_be_deleted(admin: AsyncClien
 # --- lines and keys name bots --------------------------------------------------------------
 
 
-async def test_a_line_enabling_a_bot_that_does_not_exist_is_422(admin: AsyncClient):
+async def test_a_line_enabling_a_bot_that_does_not_exist_is_404(admin: AsyncClient):
     deleted = await create_bot(admin, "Old")
     assert (await admin.delete(f"/v1/bots/{deleted}")).status_code == 204
     for missing in (NOBODY, deleted):
         response = await admin.post("/v1/lines", json=with_bot(missing))
-        assert fields(response) == ["bot.bot_id"]
+        assert fields(response, 404) == ["bot.bot_id"]
         assert f"bot {missing} does not exist" in response.json()["detail"]
     assert ok(await admin.get("/v1/lines")) == []
 
     line_id = await create_line(admin)
     for missing in (NOBODY, deleted):
-        assert fields(await admin.patch(f"/v1/lines/{line_id}", json=with_bot(missing))) == [
-            "bot.bot_id"
-        ]
+        patched = await admin.patch(f"/v1/lines/{line_id}", json=with_bot(missing))
+        assert fields(patched, 404) == ["bot.bot_id"]
     # a stored id is checked once the bot is switched on
     parked = ok(await admin.patch(f"/v1/lines/{line_id}", json=with_bot(deleted, enabled=False)))
     assert parked["bot"]["bot_id"] == deleted
     enabling = await admin.patch(f"/v1/lines/{line_id}", json={"bot": {"enabled": True}})
-    assert fields(enabling) == ["bot.bot_id"]
+    assert fields(enabling, 404) == ["bot.bot_id"]
     assert ok(await admin.get(f"/v1/lines/{line_id}"))["bot"] == parked["bot"]
 
 
@@ -182,7 +181,7 @@ async def test_a_bot_key_must_name_an_existing_bot(admin: AsyncClient):
     assert (await admin.delete(f"/v1/bots/{deleted}")).status_code == 204
     for missing in (NOBODY, deleted):
         response = await admin.post("/v1/api-keys", json={"role": "bot", "bot_id": missing})
-        assert fields(response) == ["bot_id"]
+        assert fields(response, 404) == ["bot_id"]
         assert f"bot {missing} does not exist" in response.json()["detail"]
     assert ok(await admin.get("/v1/api-keys")) == []
 

@@ -27,7 +27,8 @@ async def contact_of(app: FastAPI, dialog_id: int) -> int:
     async with app.state.sessions() as session:
         dialog = await session.get(Dialog, dialog_id)
         assert dialog is not None and dialog.contact_id is not None
-        return dialog.contact_id
+        contact_id: int = dialog.contact_id
+        return contact_id
 
 
 async def test_an_operator_reads_only_the_contacts_and_leads_of_their_own_clients(
@@ -99,7 +100,7 @@ async def test_an_operator_merges_two_of_their_clients_and_a_supervisor_undoes_i
         twice = await as_olga.post(path, json={"contact_id": merged})
         undo_by_operator = await as_olga.post(f"/v1/crm/merges/{done['id']}/undo")
 
-    assert [e["field"] for e in problem(not_hers, 422)["errors"]] == ["contact_id"]
+    assert [e["field"] for e in problem(not_hers, 404)["errors"]] == ["contact_id"]
     assert (done["kept_id"], done["merged_id"]) == (kept, merged)
     assert done["merged_by"].startswith(f"operator {olga}")
     problem(twice, 409)
@@ -117,3 +118,16 @@ async def test_an_operator_merges_two_of_their_clients_and_a_supervisor_undoes_i
     assert (apart["merged_into_id"], apart["emails"]) == (None, ["ann@example.com"])
     assert ok(await admin.get(f"/v1/crm/contacts/{kept}"))["emails"] == []
     assert await contact_of(app, second) == merged
+
+
+async def test_a_contact_that_was_merged_can_be_deleted_with_its_merge_records(
+    app: FastAPI, admin: AsyncClient
+) -> None:
+    kept = ok(await admin.post("/v1/crm/contacts", json={"name": "Ann"}), 201)["id"]
+    other = ok(await admin.post("/v1/crm/contacts", json={"name": "Ann B"}), 201)["id"]
+    merge = ok(await admin.post(f"/v1/crm/contacts/{kept}/merge", json={"contact_id": other}))
+
+    assert (await admin.delete(f"/v1/crm/contacts/{kept}")).status_code == 204
+
+    problem(await admin.get(f"/v1/crm/contacts/{other}"), 404)
+    problem(await admin.post(f"/v1/crm/merges/{merge['id']}/undo"), 404)

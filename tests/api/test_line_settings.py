@@ -86,8 +86,8 @@ def assert_problem(response: Response, status: int) -> Any:
     return problem
 
 
-def assert_refused(response: Response, field: str) -> None:
-    problem = assert_problem(response, 422)
+def assert_refused(response: Response, field: str, status: int = 422) -> None:
+    problem = assert_problem(response, status)
     assert [error["field"] for error in problem["errors"]] == [field], problem
 
 
@@ -343,7 +343,6 @@ INVALID = [
     # wrong types: strict, nothing is coerced
     bad("queue.handover_after", "60"),
     bad("queue.handover_after", True),
-    bad("rating_wait", 600.0),
     bad("active", "yes"),
     bad("crm", "lead"),
     # unknown fields, top-level and nested (a typo is an error, not ignored)
@@ -375,12 +374,15 @@ INVALID = [
     bad("quick_answers_list_id", 0),
     bad("agreement.required", True, "agreement.agreement_id"),
     bad("bot.enabled", True, "bot.bot_id"),
-    bad("bot", {"enabled": True, "bot_id": NOBODY}, "bot.bot_id"),
     bad("queue.members", [member("operator", 0)], "queue.members[0].id"),
+    bad("queue.operator_overrides", {"abc": {"name": "A"}}, "queue.operator_overrides.abc"),
+]
+# Well formed, but naming something that is not there: 404 naming the setting.
+NAMING_NOTHING = [
+    bad("bot", {"enabled": True, "bot_id": NOBODY}, "bot.bot_id"),
     bad("queue.members", [member("operator", NOBODY)], "queue.members[0].id"),
     bad("queue.members", [member("department", NOBODY)], "queue.members[0].id"),
     bad("kpi.further_answer.recipients", [NOBODY], "kpi.further_answer.recipients[0]"),
-    bad("queue.operator_overrides", {"abc": {"name": "A"}}, "queue.operator_overrides.abc"),
     bad(
         "queue.operator_overrides",
         {str(NOBODY): {"name": "A"}},
@@ -405,13 +407,24 @@ async def test_an_invalid_patch_is_refused_and_changes_nothing(admin, body, fiel
     assert await read_line(admin, line["id"]) == line
 
 
+@pytest.mark.parametrize(("body", "field"), NAMING_NOTHING)
+async def test_settings_naming_nothing_are_404_and_change_nothing(admin, body, field):
+    line = await create_line(admin, {"name": "Before"})
+
+    assert_refused(await admin.post("/v1/lines", json=body), field, 404)
+    assert_refused(await admin.patch(f"/v1/lines/{line['id']}", json=body), field, 404)
+
+    assert await read_line(admin, line["id"]) == line
+    assert [found["id"] for found in (await admin.get("/v1/lines")).json()] == [line["id"]]
+
+
 async def test_unknown_members_are_named_by_their_position(admin):
     ann = await create_operator(admin, "Ann")
     members = [member("operator", ann), member("operator", NOBODY)]
 
     response = await admin.post("/v1/lines", json=nested("queue.members", members))
 
-    assert_refused(response, "queue.members[1].id")
+    assert_refused(response, "queue.members[1].id", 404)
 
 
 ACCEPTED = [
@@ -432,6 +445,8 @@ ACCEPTED = [
     pytest.param("worktime.to", "23:59", id="to-23:59"),
     pytest.param("worktime.timezone", "America/Argentina/Buenos_Aires", id="timezone"),
     pytest.param("language", "uk", id="language"),
+    # JSON has one number type: a whole number written 600.0 is 600 (a string is not).
+    pytest.param("rating_wait", 600.0, id="whole-number-as-float"),
 ]
 
 

@@ -159,8 +159,8 @@ async def test_asking_for_the_lead_of_a_dialog_that_is_not_there_names_the_dialo
     assert (
         "dialog 999999" in problem(await admin.post("/v1/dialogs/999999/crm/lead"), 404)["detail"]
     )
-    invalid = problem(await admin.post("/v1/dialogs/abc/crm/lead"), 422)
-    assert [e["field"] for e in invalid["errors"]] == ["path.dialog_id"]
+    not_an_id = problem(await admin.post("/v1/dialogs/abc/crm/lead"), 404)
+    assert not_an_id["detail"] == "dialog abc does not exist"
 
 
 def test_history_is_in_order_with_times_and_bounded() -> None:

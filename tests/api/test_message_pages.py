@@ -26,6 +26,6 @@ async def test_messages_are_paged_oldest_first(app: FastAPI, admin: AsyncClient)
     assert pages == [ids[0:2], ids[2:4], ids[4:]]
     assert [m["id"] for m in ok(await admin.get(url))["items"]] == ids  # 100 by default
     bad = assert_problem(await admin.get(url, params={"cursor": "x1"}), 422)
-    assert [e["field"] for e in bad["errors"]] == ["cursor"]
+    assert [e["field"] for e in bad["errors"]] == ["query.cursor"]
     too_many = assert_problem(await admin.get(url, params={"limit": 501}), 422)
     assert [e["field"] for e in too_many["errors"]] == ["query.limit"]

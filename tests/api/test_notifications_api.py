@@ -99,7 +99,7 @@ async def test_pages_and_unread_only(admin: AsyncClient, app: FastAPI):
         assert texts(await as_ann.get("/v1/notifications?unread=true")) == ["3", "1"]
         assert texts(await as_ann.get("/v1/notifications")) == ["3", "2", "1"]
         bad = await as_ann.get("/v1/notifications?cursor=x")
-        assert [e["field"] for e in bad.json()["errors"]] == ["cursor"]
+        assert [e["field"] for e in bad.json()["errors"]] == ["query.cursor"]
 
 
 async def test_only_the_recipient_or_an_admin_marks_read(admin: AsyncClient, app: FastAPI):
@@ -130,4 +130,4 @@ async def test_supervisor_keys_may_be_bound_to_an_operator_but_not_admin_keys(
         assert refused.status_code == 422, refused.text
         assert [e["field"] for e in refused.json()["errors"]] == ["operator_id"]
     missing = await admin.post("/v1/api-keys", json={"role": "supervisor", "operator_id": 999999})
-    assert missing.status_code == 422
+    assert missing.status_code == 404

@@ -185,5 +185,5 @@ async def test_the_delivery_log_lists_attempts_newest_first(admin: AsyncClient, 
     delivered = await admin.get(f"/v1/webhooks/{hook['id']}/deliveries?status=delivered")
     assert [d["event_id"] for d in delivered.json()["items"]] == [event_ids[0]]
     bad = await admin.get(f"/v1/webhooks/{hook['id']}/deliveries?cursor=abc")
-    assert [e["field"] for e in bad.json()["errors"]] == ["cursor"]
+    assert [e["field"] for e in bad.json()["errors"]] == ["query.cursor"]
     assert (await admin.get("/v1/webhooks/999999/deliveries")).status_code == 404
