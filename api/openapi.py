@@ -112,7 +112,7 @@ def _errors(path: str, method: str, operation: dict[str, Any], keyed: bool) -> l
         errors += [401, 403, 429]
     elif path in CHANNEL_ROUTES:
         errors += [401, 429]
-    if "{" in path:
+    if "{" in path or "requestBody" in operation:  # a body may name what is not there
         errors.append(404)
     if method in ("post", "put", "patch", "delete"):
         errors.append(409)

@@ -44,7 +44,9 @@ def _config_by_type(schema: dict[str, Any]) -> None:
                 "type": {"const": name},
                 "config": connector.config_model.model_json_schema(),
             },
-            "required": ["type"],
+            "required": ["type", "config"]
+            if connector.config_model.model_json_schema().get("required")
+            else ["type"],
         }
         for name, connector in registry.CONNECTORS.items()
     ]

@@ -50,8 +50,22 @@ router = APIRouter(tags=["kpi"])
 Supervisor = Annotated[Principal, Depends(require("admin", "supervisor"))]
 
 _TIME_HELP = "ISO 8601 with a zone, e.g. 2024-05-01T00:00:00Z (send '+' as %2B)"
-From = Annotated[str | None, Query(alias="from", description=f"Start, inclusive; {_TIME_HELP}")]
-To = Annotated[str | None, Query(alias="to", description=f"End, exclusive; {_TIME_HELP}")]
+From = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        description=f"Start, inclusive; {_TIME_HELP}",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
+To = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        description=f"End, exclusive; {_TIME_HELP}",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
 
 
 class OperatorKpi(BaseModel):

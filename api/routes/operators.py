@@ -8,6 +8,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -39,7 +40,14 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("out of the supported range of times") from None
 
 
-VacationUntil = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+def _written_time(value: object) -> object:
+    """A time is an ISO 8601 string, as the schema says; a number is not one."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 time with a zone, e.g. 2026-01-31T18:00:00Z")
+    return value
+
+
+VacationUntil = Annotated[AwareDatetime, BeforeValidator(_written_time), AfterValidator(_in_utc)]
 # Fields that a PATCH may omit but not set to null.
 NOT_NULL = ("name", "fired")
 

@@ -65,7 +65,12 @@ def _one_of_each(events: list[str]) -> list[str]:
 
 
 Url = Annotated[
-    str, StringConstraints(min_length=1, max_length=2048), NoNul, AfterValidator(_http_url)
+    str,
+    StringConstraints(
+        min_length=1, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+(?:[/?#]\S*)?$"
+    ),
+    NoNul,
+    AfterValidator(_http_url),
 ]
 Events = Annotated[
     list[Literal[EventType, "*"]],
