@@ -16,7 +16,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import rate_limit
-from api.deps import MAX_ID, same_secret
+from api.deps import MAX_ID, given_bearer, same_secret
 from api.errors import ApiError
 from channels import registry
 from channels.webhook.signing import BadSignature, live_secrets, verify
@@ -62,14 +62,9 @@ async def prove_channel(request: Request, channel: Channel) -> None:
         except BadSignature as error:
             reason = f"bad signature: {error.reason}"
     else:
-        given = _bearer(request)
+        given = given_bearer(request)
         if given is None or not any(same_secret(given, s) for s in secrets_of(channel, now)):
             reason = "missing or wrong channel secret"
     if reason is not None:
         log.info("channel %s request refused: %s", channel.id, reason)
         raise denied()
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

@@ -31,7 +31,10 @@ async def operator_dialog_ids(session: AsyncSession, operator_id: int) -> set[in
 
 async def operator_contact_ids(session: AsyncSession, operator_id: int) -> set[int]:
     """The contacts of the operator's dialogs (and those merged into them)."""
-    dialogs = await operator_dialog_ids(session, operator_id)
+    return await _contacts_of(session, await operator_dialog_ids(session, operator_id))
+
+
+async def _contacts_of(session: AsyncSession, dialogs: set[int]) -> set[int]:
     if not dialogs:
         return set()
     ids = set(
@@ -54,9 +57,8 @@ async def lead_filter(session: AsyncSession, principal: Principal) -> ColumnElem
     """A WHERE clause on leads for what the caller may see."""
     if sees_all(principal):
         return Lead.id.is_not(None)
-    operator_id = principal.operator_id or 0
-    dialogs = await operator_dialog_ids(session, operator_id)
-    contacts = await operator_contact_ids(session, operator_id)
+    dialogs = await operator_dialog_ids(session, principal.operator_id or 0)
+    contacts = await _contacts_of(session, dialogs)
     return or_(Lead.dialog_id.in_(dialogs), Lead.contact_id.in_(contacts))
 
 

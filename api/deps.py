@@ -123,14 +123,20 @@ class Principal:
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
+def given_bearer(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def bearer_token(request: Request, what: str = "key") -> str:
     """The token of an ``Authorization: Bearer <token>`` header; 401 without one."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = given_bearer(request)
+    if token is None:
         raise ApiError(
             401, f"an 'Authorization: Bearer <{what}>' header is required", headers=_UNAUTHORIZED
         )
-    return token.strip()
+    return token
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -13,13 +13,14 @@ its exceptions and its request log, so:
 """
 
 import asyncio
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
+
+from core.log_scrub import scrub_httpx_log
 
 PUBLIC_API_URL = "https://api.telegram.org"
 REQUEST_TIMEOUT_S = 10.0
@@ -43,20 +44,7 @@ def scrub(text: str, token: str = "") -> str:
     return _TOKEN_IN_TEXT.sub(REDACTED, text)
 
 
-class _ScrubTokens(logging.Filter):
-    """Blanks bot tokens out of a log record's message (httpx logs every request URL)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = scrub(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
-_httpx_log = logging.getLogger("httpx")
-if not any(isinstance(f, _ScrubTokens) for f in _httpx_log.filters):
-    _httpx_log.addFilter(_ScrubTokens())
+scrub_httpx_log(scrub)
 
 
 class BotApiError(Exception):

@@ -33,7 +33,6 @@ Decisions:
   ``HTTP Request: POST <url>`` lines.
 """
 
-import logging
 import re
 from typing import Any, get_args
 
@@ -42,6 +41,7 @@ from pydantic import SecretStr
 
 from channels import registry
 from core.crm.backends import EntityType, LeadDraft, Match
+from core.log_scrub import scrub_httpx_log
 
 ORIGINATOR_ID = "openlines"
 # Bitrix24's standard lead sources; any other source is sent as OTHER and described.
@@ -78,20 +78,7 @@ def scrub(text: str, token: str = "") -> str:
     return _TOKEN_IN_PATH.sub(rf"\g<1>{REDACTED}", text)
 
 
-class _ScrubWebhookTokens(logging.Filter):
-    """Blanks webhook tokens out of a log record's message (httpx logs every request URL)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = scrub(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
-_httpx_log = logging.getLogger("httpx")
-if not any(isinstance(f, _ScrubWebhookTokens) for f in _httpx_log.filters):
-    _httpx_log.addFilter(_ScrubWebhookTokens())
+scrub_httpx_log(scrub)
 
 
 class Bitrix24Error(Exception):

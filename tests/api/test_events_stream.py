@@ -35,21 +35,9 @@ class Sse:
 
 @pytest.fixture
 async def base_url(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    """The app served on a local port (the fixture's lifespan already runs); polls fast.
-
-    The socket listens before the server starts, so early connections wait in its backlog.
-    """
-    monkeypatch.setattr(event_feed, "POLL_S", 0.05)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        server.should_exit = True
-        # Streams end when their clients leave; one left open would hold this up.
-        async with asyncio.timeout(5):
-            await serving
+    """The app served on a local port (the fixture's lifespan already runs); polls fast."""
+    async with served(app, monkeypatch) as url:
+        yield url
 
 
 async def seed(app: FastAPI, *events: tuple[str, list[int]]) -> list[int]:
@@ -289,7 +277,10 @@ async def open_streams(base_url: str, key: str, count: int) -> AsyncIterator[Non
 
 @asynccontextmanager
 async def served(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    """``app`` (``make_app`` ran its lifespan) on a local port, as ``base_url`` serves."""
+    """``app`` (whose lifespan already runs) on a local port; its event feed polls fast.
+
+    The socket listens before the server starts, so early connections wait in its backlog.
+    """
     monkeypatch.setattr(event_feed, "POLL_S", 0.05)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -298,5 +289,6 @@ async def served(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
         server.should_exit = True
+        # Streams end when their clients leave; one left open would hold this up.
         async with asyncio.timeout(5):
             await serving
