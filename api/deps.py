@@ -10,7 +10,9 @@ from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
-from pydantic import AfterValidator, Field
+from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
@@ -106,8 +108,32 @@ def _no_nul(value: str) -> str:
     return value
 
 
-NoNul = AfterValidator(_no_nul)
-"""PostgreSQL text columns cannot hold NUL; refuse it as invalid input instead of failing."""
+class _NoNul:
+    """PostgreSQL text columns cannot hold NUL: refuse it as invalid input instead of
+    failing, and say so in the JSON schema (a pattern, unless the type has its own)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_no_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        result = handler(schema)
+        result.setdefault("pattern", r"^[^\x00]*$")
+        return result
+
+
+NoNul = _NoNul()
+
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$"
+    ),
+]
+"""A name or title: trimmed, not blank, at most 255 characters, no NUL."""
 
 
 @dataclass(frozen=True)

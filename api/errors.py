@@ -68,6 +68,11 @@ def missing(field: str, message: str) -> ApiError:
     return ApiError(404, f"{field}: {message}", [{"field": field, "message": message}])
 
 
+def conflict(field: str, message: str) -> ApiError:
+    """A 409 naming the body field whose reference exists but cannot be used in its state."""
+    return ApiError(409, f"{field}: {message}", [{"field": field, "message": message}])
+
+
 def invalid(field: str, message: str) -> ApiError:
     """A 422 naming one field."""
     return ApiError(422, f"{field}: {message}", [{"field": field, "message": message}])

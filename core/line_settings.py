@@ -32,9 +32,11 @@ def _whole(value: Any) -> Any:
     return value
 
 
-# An integer setting: strict, but 60.0 counts as 60.
-Whole = Annotated[int, BeforeValidator(_whole)]
-Id = Annotated[Whole, Field(ge=1)]
+# An integer setting is strict, but 60.0 counts as 60. Its limits go before this validator
+# (``Annotated[int, Field(ge=1), WHOLE]``): after it, pydantic cannot put them in the JSON
+# schema as minimum and maximum.
+WHOLE = BeforeValidator(_whole)
+Id = Annotated[int, Field(ge=1), WHOLE]
 Text2000 = Annotated[str, StringConstraints(max_length=2000)]
 Text100 = Annotated[str, StringConstraints(max_length=100)]
 # [0-9], not \d: pydantic's regex engine also takes the digits of other scripts.
@@ -56,9 +58,21 @@ def _calendar_day(holiday: str) -> str:
 
 
 # Checked item by item, so an error names the item: ``worktime.holidays[1]``.
-Holiday = Annotated[
-    str, StringConstraints(pattern=r"^[0-9]{2}-[0-9]{2}$"), AfterValidator(_calendar_day)
-]
+# The pattern admits calendar days only (02-29 included), so the schema says it too.
+_MONTH_DAY = (
+    r"^(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-9])|(?:0[13-9]|1[0-2])-30|(?:0[13578]|1[02])-31)$"
+)
+Holiday = Annotated[str, StringConstraints(pattern=_MONTH_DAY), AfterValidator(_calendar_day)]
+# Lists whose items may not repeat (JSON schema's uniqueItems compares whole items).
+UNIQUE = Field(json_schema_extra={"uniqueItems": True})
+
+
+def needed_when(flag: str, field: str) -> dict[str, Any]:
+    """The JSON schema of "``field`` is given (not null) when ``flag`` is true"."""
+    return {
+        "if": {"properties": {flag: {"const": True}}, "required": [flag]},
+        "then": {"properties": {field: {"not": {"type": "null"}}}, "required": [field]},
+    }
 
 
 class Group(BaseModel):
@@ -80,16 +94,17 @@ class DisplayIdentity(Group):
 
 
 class Queue(Group):
-    members: list[Member] = []
+    members: Annotated[list[Member], UNIQUE] = []
     distribution: Literal["evenly", "strictly", "all"] = "evenly"
-    handover_after: Annotated[Whole, Field(ge=60, le=43200)] = 60
+    handover_after: Annotated[int, Field(ge=60, le=43200), WHOLE] = 60
     check_availability: bool = True
-    max_dialogs_per_operator: Annotated[Whole, Field(ge=0, le=1000)] = 0
+    max_dialogs_per_operator: Annotated[int, Field(ge=0, le=1000), WHOLE] = 0
     not_counted: Literal["answered", "awaiting_client", "closed"] = "answered"
     operator_display: Literal["profile", "line", "hidden"] = "profile"
     # Keys are operator ids (JSON object keys are strings).
-    operator_overrides: dict[
-        Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*$")], DisplayIdentity
+    operator_overrides: Annotated[
+        dict[Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*$")], DisplayIdentity],
+        Field(json_schema_extra={"additionalProperties": False}),  # other keys are refused
     ] = {}
     hidden_identity: DisplayIdentity = DisplayIdentity(name="Operator")
 
@@ -119,11 +134,11 @@ class Crm(Group):
 
 class Worktime(Group):
     enabled: bool = False
-    timezone: str = "UTC"
+    timezone: Annotated[str, Field(json_schema_extra={"enum": sorted(_TIMEZONES)})] = "UTC"
     from_: HourMinute = Field("09:00", alias="from")
     # Checked even when defaulted: {"from": "19:00"} alone is refused.
     to: HourMinute = Field("18:00", validate_default=True)
-    days_off: list[Weekday] = ["sat", "sun"]
+    days_off: Annotated[list[Weekday], UNIQUE] = ["sat", "sun"]
     holidays: list[Holiday] = []
     off_hours_action: TextOrNone = "text"
     off_hours_text: Text2000 = (
@@ -159,6 +174,7 @@ class Worktime(Group):
 
 
 class Agreement(Group):
+    model_config = ConfigDict(json_schema_extra=needed_when("required", "agreement_id"))
     required: bool = False
     agreement_id: Id | None = Field(None, validate_default=True)
 
@@ -177,7 +193,7 @@ class Welcome(Group):
 
 
 class NoAnswer(Group):
-    after: Annotated[Whole, Field(ge=60, le=43200)] = 60
+    after: Annotated[int, Field(ge=60, le=43200), WHOLE] = 60
     action: TextOrNone = "none"
     text: Text2000 = "All our operators are busy right now. Please wait, we will answer soon."
 
@@ -188,7 +204,7 @@ class Close(Group):
 
 
 class Inactivity(Group):
-    after: Annotated[Whole, Field(ge=3600, le=2678400)] = 14400
+    after: Annotated[int, Field(ge=3600, le=2678400), WHOLE] = 14400
     action: TextOrNone = "none"
     text: Text2000 = "We have not heard from you for a while, so we are closing this dialog."
 
@@ -215,16 +231,17 @@ class TextRatingTexts(Group):
 class Rating(Group):
     enabled: bool = True
     close_on_rating: bool = False
-    time_limit: Annotated[Whole, Field(ge=0, le=2592000)] = 0
+    time_limit: Annotated[int, Field(ge=0, le=2592000), WHOLE] = 0
     widget_texts: RatingTexts = RatingTexts()
     text_texts: TextRatingTexts = TextRatingTexts()
 
 
 class Bot(Group):
+    model_config = ConfigDict(json_schema_extra=needed_when("enabled", "bot_id"))
     enabled: bool = False
     bot_id: Id | None = Field(None, validate_default=True)
     join: Literal["first", "always"] = "first"
-    handover_after: Annotated[Whole, Field(ge=0, le=86400)] = 600
+    handover_after: Annotated[int, Field(ge=0, le=86400), WHOLE] = 600
     leave: Literal["queue", "close"] = "queue"
 
     @field_validator("bot_id")
@@ -236,7 +253,7 @@ class Bot(Group):
 
 
 class KpiItem(Group):
-    limit: Annotated[Whole, Field(ge=0, le=86400)] = 0
+    limit: Annotated[int, Field(ge=0, le=86400), WHOLE] = 0
     notify: bool = False
     recipients: list[Id] = []
     text: Text2000 = "#OPERATOR# has not answered dialog #DIALOG# in time."
@@ -254,7 +271,7 @@ class LineSettings(Group):
         None, description="Defaults to 'Line N' once the line has its id"
     )
     active: bool = True
-    language: str = "en"
+    language: Annotated[str, Field(json_schema_extra={"enum": sorted(ISO_639_1)})] = "en"
     queue: Queue = Queue()
     crm: Crm = Crm()
     worktime: Worktime = Worktime()
@@ -262,7 +279,7 @@ class LineSettings(Group):
     welcome: Welcome = Welcome()
     no_answer: NoAnswer = NoAnswer()
     close: Close = Close()
-    rating_wait: Annotated[Whole, Field(ge=0, le=86400)] = 600
+    rating_wait: Annotated[int, Field(ge=0, le=86400), WHOLE] = 600
     inactivity: Inactivity = Inactivity()
     quick_answers_list_id: Id | None = None
     watch_typing: bool = True

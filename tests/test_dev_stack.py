@@ -2,11 +2,8 @@
 the worker and the API, on free ports and a fresh data folder."""
 
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,70 +15,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from tests.conftest import free_port
+from tests.dev_stack import Stack
 from workflows import search_attributes
-
-STARTED = "openlines is running"
-
-
-class Stack:
-    """One ``openlines dev`` process and what it printed."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.api_port, self.temporal_port, self.ui_port = free_port(), free_port(), free_port()
-        self.data_dir = data_dir
-        self.output: list[str] = []
-        self.process: subprocess.Popen[str] | None = None
-
-    def args(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "cli",
-            "dev",
-            "--api-port",
-            str(self.api_port),
-            "--temporal-port",
-            str(self.temporal_port),
-            "--ui-port",
-            str(self.ui_port),
-            "--data-dir",
-            str(self.data_dir),
-        ]
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}
-        self.output = []
-        self.process = subprocess.Popen(
-            self.args(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
-        deadline = time.monotonic() + 90
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if STARTED in line:
-                break
-            assert time.monotonic() < deadline, "".join(self.output)
-        else:
-            pytest.fail("openlines dev exited early:\n" + "".join(self.output))
-        # Keep reading the rest of the banner (and later logs) so the pipe never fills.
-        for line in self.process.stdout:
-            self.output.append(line)
-            if "Press Ctrl-C" in line:
-                break
-
-    def printed(self, label: str) -> str:
-        line = next(line for line in self.output if line.strip().startswith(label))
-        return line.split(label, 1)[1].strip()
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        try:
-            return self.process.wait(30)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
 
 
 @pytest.fixture

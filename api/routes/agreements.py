@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, W
 from sqlalchemy import delete, func, select
 
 from api import schema_rules
-from api.deps import MAX_ID, Admin, NoNul, Principal, Reader, Session, get_or_404, require
+from api.deps import MAX_ID, Admin, Name, NoNul, Principal, Reader, Session, get_or_404, require
 from api.errors import ApiError, invalid
 from core import agreement_templates
 from core.agreement_templates import AgreementTemplate
@@ -17,7 +17,6 @@ from core.models import Agreement, AgreementVersion, Consent, Line
 
 router = APIRouter(tags=["agreements"])
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=20000), NoNul]
 Supervisor = Annotated[Principal, Depends(require("admin", "supervisor"))]
 

@@ -7,18 +7,17 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Admin, NoNul, Principal, Session, get_or_404, require
+from api.deps import Admin, Name, Principal, Session, get_or_404, require
 from api.errors import ApiError
 from core.api_keys import revoke_keys_of
 from core.models import Bot, Line
 
 router = APIRouter(prefix="/v1/bots", tags=["bots"])
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 Supervisor = Annotated[Principal, Depends(require("admin", "supervisor"))]
 
 

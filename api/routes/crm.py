@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,7 @@ from api.deps import (
     AppSettings,
     Cursor,
     DbId,
+    Name,
     NoNul,
     Principal,
     Reader,
@@ -56,16 +57,28 @@ router = APIRouter(tags=["crm"])
 router.include_router(crm_leads.router)
 router.include_router(crm_merges.router)
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
-Raw = Annotated[str, StringConstraints(max_length=320), NoNul]  # normalised by the handlers
-Raws = Annotated[list[Raw], Field(max_length=20)]
+# Kept as written until the handlers normalise them. "phone" is this API's own format: a
+# number with its country code (+...), or national in OPENLINES_DEFAULT_PHONE_REGION.
+PHONE_HELP = "A phone number: international (+44 20 7946 0958) or national in the default region"
+Phone = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    NoNul,
+    # The format says it all: a valid number is short and has no NUL.
+    WithJsonSchema({"type": "string", "format": "phone", "description": PHONE_HELP}),
+]
+Email = Annotated[
+    str, StringConstraints(max_length=320), NoNul, Field(json_schema_extra={"format": "email"})
+]
+Phones = Annotated[list[Phone], Field(max_length=20)]
+Emails = Annotated[list[Email], Field(max_length=20)]
 
 
 class ContactCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name | None = None
-    phones: Raws = []
-    emails: Raws = []
+    phones: Phones = []
+    emails: Emails = []
     responsible_id: DbId | None = None
 
 
@@ -76,8 +89,8 @@ class ContactUpdate(BaseModel):
         extra="forbid", json_schema_extra=schema_rules.not_nullable("phones", "emails")
     )
     name: Name | None = None
-    phones: Raws | None = None
-    emails: Raws | None = None
+    phones: Phones | None = None
+    emails: Emails | None = None
     responsible_id: DbId | None = None
 
 
@@ -217,8 +230,8 @@ async def list_contacts(
     session: ReadSession,
     config: AppSettings,
     principal: Reader,
-    phone: Annotated[str | None, Query(max_length=64)] = None,
-    email: Annotated[str | None, Query(max_length=320)] = None,
+    phone: Annotated[Phone | None, Query(description=PHONE_HELP)] = None,
+    email: Annotated[Email | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ContactOut]:

@@ -20,6 +20,7 @@ from api.deps import (
     Admin,
     Cursor,
     DbId,
+    Name,
     NoNul,
     Principal,
     Reader,
@@ -29,7 +30,7 @@ from api.deps import (
     get_or_404,
     require,
 )
-from api.errors import ApiError, invalid, missing
+from api.errors import ApiError, conflict, invalid, missing
 from core.crm.models import Contact, Lead
 from core.events.publish import record
 from core.models import Dialog, Operator, Outbox
@@ -37,9 +38,6 @@ from core.models import Dialog, Operator, Outbox
 router = APIRouter(tags=["crm"])
 
 Writer = Annotated[Principal, Depends(require("admin", "supervisor"))]
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul
-]
 Limit = Annotated[int, Query(ge=1, le=200)]
 LeadStatus = Literal["new", "in_progress", "converted", "junk"]
 Item = TypeVar("Item", bound=BaseModel)
@@ -77,7 +75,7 @@ async def check_operator(session: AsyncSession, operator_id: int | None, field: 
 
 class LeadCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: Title
+    title: Name
     source: Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul] = "manual"
     contact_id: DbId | None = None
     responsible_id: DbId | None = None
@@ -87,7 +85,7 @@ class LeadUpdate(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra=schema_rules.not_nullable("title", "status")
     )
-    title: Title | None = None
+    title: Name | None = None
     status: LeadStatus | None = None
     responsible_id: DbId | None = None
 
@@ -120,8 +118,9 @@ async def create_lead(body: LeadCreate, session: Session, _: Writer) -> LeadOut:
         contact = await session.get(Contact, body.contact_id)
         if contact is None:
             raise missing("contact_id", f"contact {body.contact_id} does not exist")
-        if contact.merged_into_id is not None:
-            raise invalid("contact_id", f"contact {contact.id} was merged into another")
+        if contact.merged_into_id is not None:  # it exists, but lives on in another one
+            message = f"contact {contact.id} was merged into contact {contact.merged_into_id}"
+            raise conflict("contact_id", message)
     await check_operator(session, body.responsible_id, "responsible_id")
     lead = Lead(**body.model_dump(), status="new")
     session.add(lead)

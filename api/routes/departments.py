@@ -1,21 +1,18 @@
 """Departments: named, ordered groups of operators that a line's queue can list."""
 
 from datetime import UTC, datetime
-from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Admin, DbId, NoNul, Reader, Session, get_or_404
+from api.deps import Admin, DbId, Name, Reader, Session, get_or_404
 from api.errors import ApiError, invalid, missing
 from core import routing
 from core.models import Department, DepartmentMember, Line, Operator
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"])
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 
 
 class DepartmentCreate(BaseModel):

@@ -62,7 +62,7 @@ To = Annotated[
     str | None,
     Query(
         alias="to",
-        description=f"End, exclusive; {_TIME_HELP}",
+        description=f"End, exclusive (before `from`: an empty period); {_TIME_HELP}",
         json_schema_extra={"format": "date-time"},
     ),
 ]
@@ -121,11 +121,9 @@ def parse_time(field: str, value: str | None) -> datetime | None:
 
 
 def window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
-    """Both bounds parsed; ``from`` after ``to`` is refused naming ``from``."""
-    start, end = parse_time("from", since), parse_time("to", until)
-    if start is not None and end is not None and start > end:
-        raise invalid("from", "is after 'to'")
-    return start, end
+    """Both bounds parsed. A ``from`` after ``to`` is an empty period (all counts zero), as
+    any two times the schema allows are a period."""
+    return parse_time("from", since), parse_time("to", until)
 
 
 def within(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
+from pydantic import WithJsonSchema
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,10 +76,15 @@ async def get_line(line_id: int, session: Session, _: Reader) -> LineOut:
     return line_out(await load_line(session, line_id))
 
 
+# Read as a plain object (only the keys given change), but it takes the shape of the line's
+# settings, and the schema says so: unknown keys are refused.
+SettingsPatch = Annotated[
+    dict[str, Any], Body(), WithJsonSchema({"$ref": "#/components/schemas/LineSettings"})
+]
+
+
 @router.patch("/{line_id}")
-async def update_line(
-    line_id: int, session: Session, _: Admin, body: Annotated[dict[str, Any], Body()]
-) -> LineOut:
+async def update_line(line_id: int, session: Session, _: Admin, body: SettingsPatch) -> LineOut:
     """Partial settings: groups merge field by field; lists and maps are replaced whole."""
     line = await load_line(session, line_id)
     with _references_checked():

@@ -17,18 +17,17 @@ from pydantic import (
 from sqlalchemy import select
 
 from api import schema_rules
-from api.deps import Admin, NoNul, Principal, Reader, Session, authenticate, get_or_404
+from api.deps import Admin, Name, NoNul, Principal, Reader, Session, authenticate, get_or_404
 from api.errors import ApiError, invalid
 from core import operators
 from core.models import Operator
 
 router = APIRouter(prefix="/v1/operators", tags=["operators"])
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 Email = Annotated[
-    str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), NoNul
+    str, StringConstraints(max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"), NoNul
 ]
-Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$"), NoNul]
+Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s\x00]+$"), NoNul]
 Position = Annotated[str, StringConstraints(max_length=255), NoNul]
 
 

@@ -64,17 +64,28 @@ def _one_of_each(events: list[str]) -> list[str]:
     return unique
 
 
+# An absolute http(s) URI in ASCII (a host in punycode, a path percent-encoded): optional
+# user info, a host, a port up to 65535, then any printable ASCII.
+URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9._~%!$&'()*+,;=:-]*@)?[A-Za-z0-9._~%!$&'()*+,;=-]+"
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
+    r"(?:[/?#][\x21-\x7e]*)?$"
+)
 Url = Annotated[
     str,
-    StringConstraints(
-        min_length=1, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+(?:[/?#]\S*)?$"
-    ),
+    StringConstraints(min_length=1, max_length=2048, pattern=URL_PATTERN),
     NoNul,
     AfterValidator(_http_url),
 ]
 Events = Annotated[
     list[Literal[EventType, "*"]],
-    Field(min_length=1, max_length=50, description='Event types, or ["*"] for all of them'),
+    Field(
+        min_length=1,
+        max_length=50,
+        description='Event types, or ["*"] for all of them',
+        # "*" stands alone: one item, or no "*" among them.
+        json_schema_extra={"anyOf": [{"maxItems": 1}, {"not": {"contains": {"const": "*"}}}]},
+    ),
     AfterValidator(_one_of_each),
 ]
 Secret = Annotated[

@@ -55,7 +55,9 @@ class TelegramConfig(BaseModel):
 
     # The token never goes into a validation error's text, even a malformed one.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-    bot_token: str = Field(repr=False)  # nor into a repr
+    bot_token: str = Field(  # nor into a repr
+        repr=False, json_schema_extra={"pattern": f"^{TOKEN_SHAPE.pattern}$"}
+    )
 
     @field_validator("bot_token")
     @classmethod

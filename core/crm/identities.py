@@ -16,9 +16,9 @@ MAX_FOUND = 10
 _MAX_PHONE_TEXT = 64
 
 _LOCAL_CHAR = r"[\w!#$%&'*+/=?^`{|}~-]"
-_EMAIL = re.compile(
-    rf"^{_LOCAL_CHAR}+(?:\.{_LOCAL_CHAR}+)*@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{{2,}}$"
-)
+# The top-level domain: letters, or its ASCII (punycode) form, as "xn--p1ai" for ".рф".
+_TLD = r"(?:[^\W\d_]+|xn--[a-z0-9-]+)"
+_EMAIL = re.compile(rf"^{_LOCAL_CHAR}+(?:\.{_LOCAL_CHAR}+)*@(?:[^\W_](?:[\w-]*[^\W_])?\.)+{_TLD}$")
 # In free text: starts and ends on a word character, so "(ann@example.com)." finds the address.
 _TEXT_LOCAL_CHAR = r"[\w%+-]"  # fewer than an address may hold: "mail=ann@x.org" is ann's
 _EMAIL_IN_TEXT = re.compile(

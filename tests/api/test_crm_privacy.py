@@ -131,3 +131,20 @@ async def test_a_contact_that_was_merged_can_be_deleted_with_its_merge_records(
 
     problem(await admin.get(f"/v1/crm/contacts/{other}"), 404)
     problem(await admin.post(f"/v1/crm/merges/{merge['id']}/undo"), 404)
+
+
+async def test_a_lead_for_a_merged_contact_is_409_naming_the_contact_it_lives_on_in(
+    admin: AsyncClient,
+) -> None:
+    kept = ok(await admin.post("/v1/crm/contacts", json={"name": "Ann"}), 201)["id"]
+    other = ok(await admin.post("/v1/crm/contacts", json={"name": "Ann B"}), 201)["id"]
+    ok(await admin.post(f"/v1/crm/contacts/{kept}/merge", json={"contact_id": other}))
+
+    refused = problem(
+        await admin.post("/v1/crm/leads", json={"title": "Ann", "contact_id": other}), 409
+    )
+
+    assert refused["errors"] == [
+        {"field": "contact_id", "message": f"contact {other} was merged into contact {kept}"}
+    ]
+    assert ok(await admin.get("/v1/crm/leads"))["items"] == []

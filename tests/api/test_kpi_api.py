@@ -256,6 +256,12 @@ async def test_the_window_starts_inclusive_ends_exclusive_and_honours_zones(
 
     empty = ok(await admin.get(kpi, params={"from": WINDOW["from"], "to": WINDOW["from"]}))
     assert (empty["dialogs"], empty["messages"], empty["answer_avg_s"]) == (0, 0, None)
+    # Reversed (here by a second, across zones) is an empty period too, not an error: any
+    # two times the schema allows are a window.
+    reversed_ = {"from": "2024-05-01T03:00:01+03:00", "to": "2024-05-01T00:00:00Z"}
+    for path in (kpi, f"/v1/lines/{seeded.line}/stats"):
+        nothing = ok(await admin.get(path, params=reversed_))
+        assert (nothing["dialogs"], nothing["messages"]) == (0, 0), path
 
 
 # --- lines --------------------------------------------------------------------------------
@@ -415,11 +421,8 @@ async def test_operators_read_only_their_own_kpi_and_no_line_stats(
         ({"from": "2024-05-01T00:00:00"}, "from", "zone"),
         ({"from": "2024-05-01T00:00:00 03:00"}, "from", "%2B"),  # '+' sent unescaped
         ({"from": "0001-01-01T00:00:00+01:00"}, "from", "range"),
-        ({"from": "2024-05-02T00:00:00Z", "to": "2024-05-01T00:00:00Z"}, "from", "after"),
-        ({"from": "2024-05-01T03:00:01+03:00", "to": "2024-05-01T00:00:00Z"}, "from", "after"),
     ],
-    ids=["not-a-time", "date-only", "no-zone", "unescaped-plus", "overflow", "reversed",
-         "reversed-by-a-second-across-zones"],
+    ids=["not-a-time", "date-only", "no-zone", "unescaped-plus", "overflow"],
 )  # fmt: skip
 async def test_a_bad_window_is_422_naming_the_field(
     admin: AsyncClient, seeded: Seeded, which: str, params: dict[str, str], field: str, says: str
