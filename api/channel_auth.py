@@ -16,7 +16,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import rate_limit
-from api.deps import MAX_ID, given_bearer, same_secret
+from api.deps import get_or_none, given_bearer, same_secret
 from api.errors import ApiError
 from channels import registry
 from channels.webhook.signing import BadSignature, live_secrets, verify
@@ -40,7 +40,7 @@ async def proven_channel(request: Request, session: AsyncSession, channel_id: in
     """The channel, if it exists and the request proves it comes from its side; within the
     per-IP and per-channel rate limits."""
     rate_limit.check_client_ip(request)
-    channel = await session.get(Channel, channel_id) if 1 <= channel_id <= MAX_ID else None
+    channel = await get_or_none(session, Channel, channel_id)
     if channel is None or channel.deleted_at is not None:
         log.info("channel request refused: no channel %s", channel_id)
         raise denied()

@@ -75,11 +75,19 @@ async def get_or_404(
 
     Ids outside the column's range cannot exist; asking the database would be an error.
     """
-    in_range = 1 <= row_id <= MAX_ID
-    row = await session.get(model, row_id, with_for_update=lock) if in_range else None
+    row = await get_or_none(session, model, row_id, lock)
     if row is None or getattr(row, "deleted_at", None) is not None:
         raise ApiError(404, f"{what} {row_id} does not exist")
     return row
+
+
+async def get_or_none(
+    session: AsyncSession, model: type[Row], row_id: int, lock: bool = False
+) -> Row | None:
+    """The row with this id, or None; an id outside the column's range is not asked for
+    (PostgreSQL would refuse the query)."""
+    in_range = 1 <= row_id <= MAX_ID
+    return await session.get(model, row_id, with_for_update=lock) if in_range else None
 
 
 Cursor = Annotated[

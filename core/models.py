@@ -18,7 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from core.secrets_at_rest import EncryptedString
+from core.secrets_at_rest import EncryptedString, SecretsInJson
 from workflows.models import FINAL_STATUSES, Status
 
 
@@ -111,6 +111,11 @@ class Line(Base):
 _LIVE_CHANNEL = text("deleted_at IS NULL")
 
 
+# Config keys whose values are secrets, whatever the connector: a Telegram bot's token and
+# the secret Telegram sends back with each update.
+CHANNEL_CONFIG_SECRETS = frozenset({"bot_token", "webhook_secret"})
+
+
 class Channel(Base):
     """A channel connected to a line; at most one live channel of each type per line."""
 
@@ -129,7 +134,10 @@ class Channel(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     line_id: Mapped[int] = mapped_column(ForeignKey("lines.id"), index=True)
     type: Mapped[str] = mapped_column(String(16))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Its secret values (a connector's ``hidden_config``) are encrypted like ``secret``.
+    config: Mapped[dict[str, Any]] = mapped_column(
+        SecretsInJson("channels.config", CHANNEL_CONFIG_SECRETS), default=dict
+    )
     # Kept readable: webhook channels verify HMAC signatures with it. Stored encrypted when
     # OPENLINES_SECRET_KEY is set (``core/secrets_at_rest.py``), hence the length.
     secret: Mapped[str] = mapped_column(EncryptedString(1024, "channels.secret"))

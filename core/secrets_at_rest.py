@@ -3,7 +3,9 @@
 Channel and webhook secrets must stay readable (they sign and verify HMACs), so they are
 encrypted rather than hashed: with Fernet (AES-128-CBC and HMAC-SHA256) and a key from the
 environment, so a copy of the database alone (a backup, a dump, a replica) does not give
-them away. ``EncryptedString`` does it on the column, and the code reads plain text.
+them away. ``EncryptedString`` does it on the column, and the code reads plain text;
+``SecretsInJson`` does it for the secret values of a JSON column (a Telegram bot token in a
+channel's config).
 
 * A value is stored as ``enc:v1:<fernet token>``; the version leaves room for another format.
 * A stored value without that prefix is read as it is: rows written before a key was
@@ -19,9 +21,10 @@ the ``Settings`` an app was built with: a column type has no way to reach that. 
 """
 
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import String
+from sqlalchemy import JSON, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -99,3 +102,40 @@ class EncryptedString(TypeDecorator[str]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         return None if value is None else decrypt(value, self.column)
+
+
+class SecretsInJson(TypeDecorator[dict[str, Any]]):
+    """A JSON object column whose string values under ``secret_keys`` are stored with
+    ``encrypt`` and read with ``decrypt``; the other values stay readable JSON.
+
+    Written whole, as ``EncryptedString`` is: assign a new dict to change one.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, column: str, secret_keys: frozenset[str]) -> None:
+        super().__init__()
+        self.column, self.secret_keys = column, secret_keys
+
+    def process_bind_param(
+        self, value: dict[str, Any] | None, dialect: Dialect
+    ) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        return {
+            key: encrypt(item) if key in self.secret_keys and isinstance(item, str) else item
+            for key, item in value.items()
+        }
+
+    def process_result_value(
+        self, value: dict[str, Any] | None, dialect: Dialect
+    ) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        return {
+            key: decrypt(item, f"{self.column}.{key}")
+            if key in self.secret_keys and isinstance(item, str)
+            else item
+            for key, item in value.items()
+        }

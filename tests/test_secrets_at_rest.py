@@ -4,9 +4,10 @@ key a clear error rather than garbage (``core/secrets_at_rest.py``)."""
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -15,10 +16,11 @@ from httpx import AsyncClient
 from pydantic import ValidationError
 from sqlalchemy import text
 
+from channels import registry
 from core import dev_stack
 from core.config import Settings
 from core.events.models import WebhookSubscription
-from core.models import Channel
+from core.models import CHANNEL_CONFIG_SECRETS, Channel
 from core.secrets_at_rest import (
     PREFIX,
     UndecryptableSecret,
@@ -26,7 +28,8 @@ from core.secrets_at_rest import (
     encrypt,
     reset_key_cache,
 )
-from tests.conftest import client_for
+from tests.channels.telegram_fake import TOKEN, FakeTelegram
+from tests.conftest import ADMIN_KEY, client_for
 
 INBOUND = {"chat": {"external_id": "c"}, "message": {"external_id": "m", "text": "Hi"}}
 
@@ -166,6 +169,34 @@ async def test_a_webhook_subscriptions_secret_is_stored_encrypted(
         row = await session.get(WebhookSubscription, webhook_id)
     assert row is not None
     assert (row.secret, row.previous_secret) == (rotated.json()["secret"], secret)
+
+
+async def test_a_telegram_bot_token_is_stored_encrypted_and_the_bot_still_answers(
+    key: str, make_app: Callable[..., Any], telegram_fake: FakeTelegram
+) -> None:
+    app = await make_app(telegram_api_url=telegram_fake.url, public_url="https://ol.example")
+    async with client_for(app, ADMIN_KEY) as admin:
+        line = (await admin.post("/v1/lines", json={})).json()["id"]
+        created = await admin.post(
+            f"/v1/lines/{line}/channels", json={"type": "telegram", "config": {"bot_token": TOKEN}}
+        )
+        assert created.status_code == 201, created.text
+        channel_id = created.json()["id"]
+        health = await admin.get(f"/v1/channels/{channel_id}")  # asks Telegram with the token
+
+    stored = await raw(app, "channels", "config", channel_id)
+    assert stored is not None and TOKEN.split(":")[1] not in str(stored)
+    assert health.status_code == 200 and health.json()["health"] is not None, health.text
+    async with app.state.sessions() as session:
+        channel = await session.get(Channel, channel_id)
+    assert channel is not None and channel.config["bot_token"] == TOKEN
+    webhook_secret = channel.config["webhook_secret"]
+    assert webhook_secret and webhook_secret not in str(stored)
+
+
+def test_every_secret_a_connector_hides_is_encrypted() -> None:
+    for name, connector in registry.CONNECTORS.items():
+        assert connector.hidden_config <= CHANNEL_CONFIG_SECRETS, name
 
 
 async def test_the_longest_secret_the_api_takes_fits_encrypted(

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from api.crm_access import actor, may_see_contact
-from api.deps import DbId, Reader, Session, get_or_404
+from api.deps import DbId, Reader, Session, get_or_404, get_or_none
 from api.errors import ApiError, missing
 from api.routes.crm_leads import Writer
 from core.crm.merges import MergeRefused, merge, undo
@@ -59,7 +59,7 @@ async def merge_contacts(
     """Make contact ``body.contact_id`` a part of this one: its phones, emails, chats,
     dialogs and leads move here (409 when either is merged already)."""
     for wanted, field in ((contact_id, None), (body.contact_id, "contact_id")):
-        found = await session.get(Contact, wanted) if 1 <= wanted else None
+        found = await get_or_none(session, Contact, wanted)
         if found is None or not await may_see_contact(session, principal, wanted):
             if field:
                 raise missing(field, f"contact {wanted} does not exist")

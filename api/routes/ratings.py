@@ -13,12 +13,12 @@ from temporalio.service import RPCError
 
 from api.channel_auth import denied, prove_channel
 from api.deps import (
-    MAX_ID,
     AppSettings,
     NoNul,
     Principal,
     Session,
     get_or_404,
+    get_or_none,
     get_temporal,
     require,
 )
@@ -64,7 +64,7 @@ async def rate_by_client(
     rating time limit is over (the client is told so in the chat too).
     """
     check_client_ip(request)
-    dialog = await session.get(Dialog, dialog_id) if 1 <= dialog_id <= MAX_ID else None
+    dialog = await get_or_none(session, Dialog, dialog_id)
     if dialog is None:  # answered as a wrong secret is: dialog ids are not to be probed
         raise denied()
     channel = await session.scalar(

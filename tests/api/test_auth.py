@@ -5,8 +5,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from api.app import create_app
-from core.config import Settings
 from core.models import ApiKey, Bot, Operator
 from tests.conftest import ADMIN_KEY, client_for
 
@@ -180,42 +178,6 @@ ADMIN_ONLY = [
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", None, 404),
 ]
 
-# The other routes that change something, and who calls them instead (tested elsewhere).
-NOT_ADMIN_ONLY = {
-    # admin, or the operator (or supervisor) bound to that operator
-    ("PUT", "/v1/operators/{operator_id}/presence"),
-    ("PUT", "/v1/operators/{operator_id}/workday"),
-    # the channel's secret or signature (clients, a webhook channel's receiver)
-    ("POST", "/v1/channels/{channel_id}/messages"),
-    ("POST", "/v1/channels/{channel_id}/receipts"),
-    ("POST", "/v1/channels/{channel_id}/telegram"),  # Telegram, with the webhook's secret token
-    ("POST", "/v1/dialogs/{dialog_id}/rating"),
-    # operators on their dialogs, supervisors and admins
-    ("POST", "/v1/dialogs/{dialog_id}/messages"),
-    ("POST", "/v1/dialogs/{dialog_id}/transfer"),
-    ("POST", "/v1/dialogs/{dialog_id}/intercept"),
-    ("POST", "/v1/dialogs/{dialog_id}/accept"),
-    ("POST", "/v1/dialogs/{dialog_id}/skip"),
-    ("POST", "/v1/dialogs/{dialog_id}/close"),
-    ("POST", "/v1/dialogs/{dialog_id}/spam"),
-    ("POST", "/v1/dialogs/{dialog_id}/pin"),
-    ("POST", "/v1/dialogs/{dialog_id}/unpin"),
-    ("POST", "/v1/dialogs/{dialog_id}/crm/lead"),
-    ("POST", "/v1/messages/{message_id}/resend"),
-    ("POST", "/v1/notifications/{notification_id}/read"),
-    # the bot holding the dialog (its messages and close are above)
-    ("POST", "/v1/dialogs/{dialog_id}/bot-handover"),
-    # supervisors and admins (the CRM ones: tests/api/test_crm_api.py)
-    ("POST", "/v1/dialogs/{dialog_id}/supervisor-rating"),
-    ("POST", "/v1/crm/contacts"),
-    ("PATCH", "/v1/crm/contacts/{contact_id}"),
-    ("POST", "/v1/crm/leads"),
-    ("PATCH", "/v1/crm/leads/{lead_id}"),
-    ("POST", "/v1/crm/merges/{merge_id}/undo"),
-    # operators too, for two contacts of their own clients (tests/api/test_crm_privacy.py)
-    ("POST", "/v1/crm/contacts/{contact_id}/merge"),
-}
-
 
 def call_id(call):
     method, path, body, _ = call
@@ -303,22 +265,6 @@ async def test_only_admins_configure(app, admin, method, path, body, admin_statu
 
     response = await admin.request(method, url, json=body)
     assert response.status_code == admin_status, response.text
-
-
-def test_every_changing_route_is_classified():
-    """A new route that changes something must join ADMIN_ONLY (and be tested by
-    test_only_admins_configure) or NOT_ADMIN_ONLY, on purpose."""
-    admin_only = {(method, path) for method, path, _, _ in ADMIN_ONLY}
-    routes = {
-        (method.upper(), path)
-        for path, operations in create_app(Settings()).openapi()["paths"].items()
-        for method in operations
-    }
-    changing = {(method, path) for method, path in routes if method != "GET"}
-    assert admin_only <= routes
-    assert sorted(changing - admin_only - NOT_ADMIN_ONLY) == []
-    assert sorted(NOT_ADMIN_ONLY - changing) == []
-    assert not admin_only & NOT_ADMIN_ONLY
 
 
 @pytest.mark.parametrize("role", ["supervisor", "bot"])

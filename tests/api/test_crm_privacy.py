@@ -148,3 +148,12 @@ async def test_a_lead_for_a_merged_contact_is_409_naming_the_contact_it_lives_on
         {"field": "contact_id", "message": f"contact {other} was merged into contact {kept}"}
     ]
     assert ok(await admin.get("/v1/crm/leads"))["items"] == []
+
+
+async def test_merging_into_an_id_past_any_row_is_404(admin: AsyncClient) -> None:
+    """PostgreSQL refuses to compare an integer column with it; that must not become a 500."""
+    other = ok(await admin.post("/v1/crm/contacts", json={"name": "Ann"}), 201)["id"]
+
+    problem(
+        await admin.post("/v1/crm/contacts/1099511627776/merge", json={"contact_id": other}), 404
+    )
