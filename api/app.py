@@ -27,6 +27,7 @@ from api.routes import (
     messages,
     notifications,
     operators,
+    quick_answers,
     ratings,
     service,
     webhooks,
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         crm,
         webhooks,
         notifications,
+        quick_answers,
         events,
     ):
         app.include_router(module.router)

@@ -16,6 +16,7 @@ from core import routing
 from core.bots import live_bot
 from core.line_settings import LineSettings, Member, Queue, merge_patch
 from core.models import Agreement, Department, Line, Operator
+from core.quick_answers import QuickAnswerList
 
 
 class UnknownReference(ValueError):
@@ -28,8 +29,9 @@ class UnknownReference(ValueError):
 
 
 async def check_references(session: AsyncSession, settings: LineSettings) -> None:
-    """Members, KPI recipients, the agreement and an enabled bot must exist: a typo must not
-    silently empty a queue. Raises ``UnknownReference`` naming the first that does not."""
+    """Members, KPI recipients, the agreement, the quick answer list and an enabled bot must
+    exist: a typo must not silently empty a queue. Raises ``UnknownReference`` naming the
+    first that does not."""
     operators = set(await session.scalars(select(Operator.id)))
     departments = set(await session.scalars(select(Department.id)))
     for index, member in enumerate(settings.queue.members):
@@ -46,6 +48,11 @@ async def check_references(session: AsyncSession, settings: LineSettings) -> Non
     agreement_id = settings.agreement.agreement_id
     if agreement_id is not None and await session.get(Agreement, agreement_id) is None:
         raise UnknownReference("agreement.agreement_id", f"agreement {agreement_id} does not exist")
+    list_id = settings.quick_answers_list_id
+    if list_id is not None and await session.get(QuickAnswerList, list_id) is None:
+        raise UnknownReference(
+            "quick_answers_list_id", f"quick answer list {list_id} does not exist"
+        )
     bot_id = settings.bot.bot_id
     if settings.bot.enabled and bot_id is not None and not await live_bot(session, bot_id, True):
         # Checked only while enabled: a line may keep the id of a bot deleted meanwhile.

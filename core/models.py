@@ -417,7 +417,9 @@ class Consent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# The tables of the CRM and of events live beside their code; one metadata holds them all.
+# The tables of the CRM, events and quick answers live beside their code; one metadata holds
+# them all.
+from core import quick_answers as _quick_answers  # noqa: E402, F401
 from core.crm import models as _crm_models  # noqa: E402, F401
 from core.events import models as _event_models  # noqa: E402, F401
 

@@ -45,8 +45,9 @@ from api.deps import (
     get_or_404,
 )
 from api.errors import ApiError, invalid
+from api.pages import Limit, Page, next_cursor, page
 from api.routes import crm_leads, crm_merges
-from api.routes.crm_leads import Limit, Page, Writer, check_operator, next_cursor, not_null, page
+from api.routes.crm_leads import Writer, check_operator, not_null
 from core.crm.identities import normalise_email, normalise_phone
 from core.crm.models import Contact, ContactIdentity, ContactMerge, Lead, live_contact
 from core.crm.tracker import Identity, owners

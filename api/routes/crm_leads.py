@@ -7,11 +7,11 @@ the worker turns into the lead) and answered 202, however often it is repeated.
 """
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import schema_rules
@@ -26,11 +26,11 @@ from api.deps import (
     Reader,
     ReadSession,
     Session,
-    cursor_id,
     get_or_404,
     require,
 )
 from api.errors import ApiError, conflict, invalid, missing
+from api.pages import Limit, Page, next_cursor, page
 from core.crm.models import Contact, Lead
 from core.events.publish import record
 from core.models import Dialog, Operator, Outbox
@@ -38,26 +38,7 @@ from core.models import Dialog, Operator, Outbox
 router = APIRouter(tags=["crm"])
 
 Writer = Annotated[Principal, Depends(require("admin", "supervisor"))]
-Limit = Annotated[int, Query(ge=1, le=200)]
 LeadStatus = Literal["new", "in_progress", "converted", "junk"]
-Item = TypeVar("Item", bound=BaseModel)
-
-
-class Page(BaseModel, Generic[Item]):
-    items: list[Item]
-    next_cursor: str | None
-
-
-def page(query: Select[Any], model: Any, cursor: str | None, limit: int) -> Select[Any]:
-    """Newest first, from after ``cursor`` (the previous page's ``next_cursor``); one row
-    more than ``limit``, which says whether there is a next page."""
-    if (after := cursor_id(cursor)) is not None:
-        query = query.where(model.id < after)
-    return query.order_by(model.id.desc()).limit(limit + 1)
-
-
-def next_cursor(rows: list[Any], limit: int) -> str | None:
-    return str(rows[limit - 1].id) if len(rows) > limit else None
 
 
 def not_null(changes: dict[str, Any], *fields: str) -> None:

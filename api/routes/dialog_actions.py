@@ -34,6 +34,7 @@ from api.deps import (
     require,
 )
 from api.errors import ApiError, invalid, unavailable
+from api.routes import quick_answers
 from api.routes.dialogs import DialogOut, dialog_out, live_state, visible_dialog
 from core.api_keys import Role
 from core.events.models import Event
@@ -61,7 +62,13 @@ class ActBody(BaseModel):
 
 
 class ReplyBody(ActBody):
-    text: Annotated[str, StringConstraints(min_length=1, max_length=10000), NoNul]
+    """The text, or a quick answer of the line's list to send (filled in for the dialog)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=schema_rules.exactly_one("text", "quick_answer_id")
+    )
+    text: Annotated[str, StringConstraints(min_length=1, max_length=10000), NoNul] | None = None
+    quick_answer_id: DbId | None = None
 
 
 def acting_operator(principal: Principal, body: ActBody | None) -> int:
@@ -236,15 +243,20 @@ async def reply(
     once: a reply the workflow took answers the dialog as it is now, one it did not (yet)
     is sent again.
     """
+    if (body.text is None) == (body.quick_answer_id is None):
+        raise invalid("text", "give either text or quick_answer_id")
     dialog = await visible_dialog(session, principal, dialog_id)
     bot = acting_bot(dialog, principal, body) if principal.role == "bot" else None
     operator_id = acting_operator(principal, body) if bot is None else None
+    text = body.text
+    if body.quick_answer_id is not None:
+        text = await quick_answers.reply_text(session, dialog, body.quick_answer_id, operator_id)
     wanted = Message(
         chat_id=dialog.chat_id,
         dialog_id=dialog.id,
         author="operator" if bot is None else "bot",
         operator_id=operator_id,
-        text=body.text,
+        text=text,
         idempotency_key=idempotency_key,
     )
     message, retried = await stored_reply(session, wanted)

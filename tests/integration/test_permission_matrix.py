@@ -169,6 +169,19 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/v1/bots/{bot_id}"): Call(SUPERVISORS),
     ("PATCH", "/v1/bots/{bot_id}"): Call(ADMIN_ONLY, {"name": "Assistant"}),
     ("DELETE", "/v1/bots/{bot_id}"): Call(ADMIN_ONLY),
+    # --- quick answers: supervisors edit, operators read -------------------------------
+    ("POST", "/v1/quick-answer-lists"): Call(SUPERVISORS, {"name": "Sales"}),
+    ("GET", "/v1/quick-answer-lists"): Call(STAFF),
+    ("GET", "/v1/quick-answer-lists/{list_id}"): Call(STAFF),
+    ("PATCH", "/v1/quick-answer-lists/{list_id}"): Call(SUPERVISORS, {"name": "Sales"}),
+    ("DELETE", "/v1/quick-answer-lists/{list_id}"): Call(SUPERVISORS),
+    ("POST", "/v1/quick-answer-lists/{list_id}/answers"): Call(
+        SUPERVISORS, {"title": "Refunds", "code": "refund", "text": "Five days."}
+    ),
+    ("GET", "/v1/quick-answer-lists/{list_id}/answers"): Call(STAFF),
+    ("GET", "/v1/quick-answers/{answer_id}"): Call(STAFF),
+    ("PATCH", "/v1/quick-answers/{answer_id}"): Call(SUPERVISORS, {"text": "Hi!"}),
+    ("DELETE", "/v1/quick-answers/{answer_id}"): Call(SUPERVISORS),
     ("GET", "/v1/webhooks"): Call(ADMIN_ONLY),
     ("POST", "/v1/webhooks"): Call(
         ADMIN_ONLY, {"url": "http://127.0.0.1:9/hook", "events": ["contact.deleted"]}
@@ -195,6 +208,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/v1/dialogs"): Call(ANY_KEY),  # each sees their own (tested elsewhere)
     ("GET", "/v1/dialogs/{dialog_id}"): Call(DIALOG),
     ("GET", "/v1/dialogs/{dialog_id}/messages"): Call(DIALOG),
+    ("GET", "/v1/dialogs/{dialog_id}/quick-answers"): Call(DIALOG),
     # A supervisor does not write to clients: only an operator, or an admin acting for one.
     ("POST", "/v1/dialogs/{dialog_id}/messages"): Call(
         keyed("admin", "operator", "bot"), {"text": "Hi"}, as_ann=True, dialog="accepted"
@@ -273,6 +287,8 @@ TARGET_OF = {
     "webhook_id": "webhook",
     "delivery_id": "delivery",
     "notification_id": "notification",
+    "list_id": "quick_list",
+    "answer_id": "quick_answer",
 }
 # Targets one admin POST makes: where, and the body.
 MADE_BY_POST: dict[str, tuple[str, Json]] = {
@@ -283,6 +299,7 @@ MADE_BY_POST: dict[str, tuple[str, Json]] = {
     "webhook": ("/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["contact.deleted"]}),
     "contact": ("/v1/crm/contacts", {"name": "Zoe"}),  # one no lead names
     "other_contact": ("/v1/crm/contacts", {"name": "Yan"}),
+    "quick_list": ("/v1/quick-answer-lists", {"name": "Support"}),
 }
 PHOTO = {"kind": "photo", "ref": "https://files.example/1.jpg", "mime_type": "image/jpeg"}
 TELEGRAM_SECRET = "telegram-webhook-secret-0123456789"
@@ -392,6 +409,11 @@ class Targets:
             return await self._failed_delivery(await self.id("webhook"))
         if name == "notification":
             return await self._notification()
+        if name == "quick_answer":
+            list_id = await self.id("quick_list")
+            answer = {"title": "Greeting", "code": "hello", "text": "Hello!"}
+            path = f"/v1/quick-answer-lists/{list_id}/answers"
+            return created_id(await admin.post(path, json=answer))
         collection, body = MADE_BY_POST[name]
         return created_id(await admin.post(collection, json=body))
 
