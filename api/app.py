@@ -33,6 +33,7 @@ from api.routes import (
     webhooks,
 )
 from channels.telegram import endpoints as telegram_endpoints
+from channels.webchat import endpoints as webchat_endpoints
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys,
         inbound,
         telegram_endpoints,
+        webchat_endpoints,
         dialogs,
         kpi,
         dialog_actions,

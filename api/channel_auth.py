@@ -19,6 +19,7 @@ from api import rate_limit
 from api.deps import get_or_none, given_bearer, same_secret
 from api.errors import ApiError
 from channels import registry
+from channels.webchat import visitors
 from channels.webhook.signing import BadSignature, live_secrets, verify
 from core.models import Channel
 
@@ -49,21 +50,27 @@ async def proven_channel(request: Request, session: AsyncSession, channel_id: in
     return channel
 
 
-async def prove_channel(request: Request, channel: Channel) -> None:
+async def prove_channel(request: Request, channel: Channel, chat: str | None = None) -> None:
     """Raise the 401 unless the request is signed by, or carries, one of the channel's
-    live secrets (a deleted channel has none)."""
+    live secrets (a deleted channel has none). On a web chat, the token of the visitor whose
+    chat has external id ``chat`` proves it too."""
     now = datetime.now(UTC)
+    live = secrets_of(channel, now)
     reason = None
     if channel.deleted_at is not None:
         reason = "the channel is deleted"
     elif registry.traits(channel.type).signed:
         try:
-            verify(request.headers, await request.body(), secrets_of(channel, now), now)
+            verify(request.headers, await request.body(), live, now)
         except BadSignature as error:
             reason = f"bad signature: {error.reason}"
     else:
         given = given_bearer(request)
-        if given is None or not any(same_secret(given, s) for s in secrets_of(channel, now)):
+        by_visitor = registry.traits(channel.type).visitor_tokens and chat is not None
+        if given is None or not (
+            any(same_secret(given, s) for s in live)
+            or (by_visitor and visitors.subject_of(given, live, channel.id) == chat)
+        ):
             reason = "missing or wrong channel secret"
     if reason is not None:
         log.info("channel %s request refused: %s", channel.id, reason)

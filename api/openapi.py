@@ -3,7 +3,7 @@
 FastAPI documents each operation's success and a 422 in its own shape; openlines answers
 every error as ``application/problem+json`` (``api.errors``). This adds, per operation, the
 errors it can answer: 401 and 403 where an API key is needed (401 only where a channel proves
-itself instead), 404 where the path names something, 409 where it changes something, 413 and
+itself instead; a web chat visitor's token or a site's identity hash: 401 and 403), 404 where the path names something, 409 where it changes something, 413 and
 422 where it takes a body or parameters, 429 (rate limits), 500 and 503 (database or Temporal
 away); and the bearer key scheme, so clients and generators know how to call.
 """
@@ -42,6 +42,8 @@ CHANNEL_ROUTES = (
     "/v1/channels/{channel_id}/telegram",
     "/v1/dialogs/{dialog_id}/rating",
 )
+# A web chat widget's routes: a visitor token (401), a site's identity hash (403).
+WIDGET_ROUTES = "/v1/webchat/"
 # Answered without a key and without the database.
 PLAIN_ROUTES = ("/healthz", "/metrics")
 
@@ -112,6 +114,8 @@ def _errors(path: str, method: str, operation: dict[str, Any], keyed: bool) -> l
         errors += [401, 403, 429]
     elif path in CHANNEL_ROUTES:
         errors += [401, 429]
+    elif path.startswith(WIDGET_ROUTES):
+        errors += [401, 403, 429]
     if "{" in path or "requestBody" in operation:  # a body may name what is not there
         errors.append(404)
     if method in ("post", "put", "patch", "delete"):

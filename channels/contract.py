@@ -129,6 +129,8 @@ class Fetched(BaseModel):
 FetchAttachment = Callable[[dict[str, Any], str, Server], Awaitable[Fetched]]
 # The stored config -> the config ``send`` gets: the server's settings it needs added.
 SendConfig = Callable[[dict[str, Any], Settings], dict[str, Any]]
+# The channel's id and stored config -> what a site owner pastes into their pages.
+Snippet = Callable[[int, dict[str, Any], Settings], str]
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ class Traits:
     # That endpoint's requests are signed (``X-Openlines-Signature``) rather than carrying
     # the channel secret as a bearer token; the receiver may post delivery receipts.
     signed: bool = False
+    # Clients prove themselves with a visitor token the server signed (the web chat), as
+    # well as with the channel secret.
+    visitor_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,4 +174,6 @@ class Connector:
     send_config: SendConfig | None = None
     # Attachments' files are fetched through openlines (None: the ``ref`` is all it has).
     fetch_attachment: FetchAttachment | None = None
+    # The HTML a site pastes to show the channel (the web chat's script tag), in reads.
+    snippet: Snippet | None = None
     traits: Traits = Traits()

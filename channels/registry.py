@@ -1,17 +1,12 @@
 """Channel types and their connectors: the one place that knows which types exist."""
 
-from channels import api, telegram, webhook
+from channels import api, telegram, webchat, webhook
 from channels.contract import Connector, Traits
 
 CONNECTORS: dict[str, Connector] = {
-    c.type: c for c in (api.CONNECTOR, webhook.CONNECTOR, telegram.CONNECTOR)
+    c.type: c for c in (api.CONNECTOR, webchat.CONNECTOR, webhook.CONNECTOR, telegram.CONNECTOR)
 }
-# Known to the API but without a connector yet (refused at connection with 422); their
-# traits already shape ratings and the CRM for dialogs filed on them.
-PLANNED: dict[str, Traits] = {
-    "webchat": Traits(rates_by_buttons=True, writes_back=False, crm_source="WEB"),
-}
-TYPES = (*CONNECTORS, *PLANNED)
+TYPES = tuple(CONNECTORS)
 
 
 def connector(channel_type: str) -> Connector:
@@ -22,9 +17,7 @@ def connector(channel_type: str) -> Connector:
 def traits(channel_type: str) -> Traits:
     """What a channel type is like; an unknown type is treated as a plain messenger."""
     found = CONNECTORS.get(channel_type)
-    if found is not None:
-        return found.traits
-    return PLANNED.get(channel_type, Traits())
+    return found.traits if found is not None else Traits()
 
 
 def delivers(channel_type: str) -> bool:

@@ -260,6 +260,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_dialog", "dialog_id", "id"),
+        Index("ix_messages_chat", "chat_id", "id"),  # a web chat visitor's history
         Index("ix_messages_operator", "operator_id", "created_at"),  # operators' KPI
         Index(
             "uq_messages_chat_external",

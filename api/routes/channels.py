@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,8 +32,6 @@ log = logging.getLogger("openlines.channels")
 SERVICE_TIMEOUT_S = 15.0
 
 ChannelType = Literal["api", "webchat", "telegram", "webhook"]
-# Types whose connector can be connected here; the others are refused until it can.
-AVAILABLE_TYPES = tuple(registry.CONNECTORS)
 
 
 def _config_by_type(schema: dict[str, Any]) -> None:
@@ -68,6 +66,7 @@ class ChannelOut(BaseModel):
     line_id: int
     type: str
     config: dict[str, Any]
+    snippet: str | None = Field(None, description="What to paste into a site (web chat)")
     created_at: datetime
 
 
@@ -106,15 +105,18 @@ def service_failed(failure: ConnectFailed, what: str) -> ApiError:
     return ApiError(502, f"the channel's service refused {what}: {failure.reason}")
 
 
-def _out(channel: Channel) -> dict[str, Any]:
-    """The channel as reads show it: secrets in its config (a bot token) left out."""
+def _out(channel: Channel, settings: Settings) -> dict[str, Any]:
+    """The channel as reads show it: secrets in its config (a bot token) left out, and the
+    snippet to paste for types shown on a site."""
     connector = registry.CONNECTORS.get(channel.type)
     hidden = connector.hidden_config if connector else frozenset()
+    snippet = connector.snippet if connector else None
     return {
         "id": channel.id,
         "line_id": channel.line_id,
         "type": channel.type,
         "config": {k: v for k, v in channel.config.items() if k not in hidden},
+        "snippet": snippet(channel.id, channel.config, settings) if snippet else None,
         "created_at": channel.created_at,
     }
 
@@ -134,11 +136,6 @@ async def create_channel(
 ) -> ChannelCreated:
     """The answer holds the channel's secret, which authenticates its inbound calls."""
     await load_line(session, line_id)
-    if body.type not in AVAILABLE_TYPES:
-        raise invalid(
-            "type",
-            f"channel type '{body.type}' is not available yet; use one of {list(AVAILABLE_TYPES)}",
-        )
     connector = registry.connector(body.type)
     try:
         config = connector.config_model.model_validate(body.config)
@@ -171,7 +168,7 @@ async def create_channel(
     except BaseException:
         await session.rollback()  # nothing saved
         raise
-    return ChannelCreated(**_out(channel), secret=channel.secret)
+    return ChannelCreated(**_out(channel, settings), secret=channel.secret)
 
 
 async def _connect(
@@ -213,14 +210,16 @@ async def _not_connected_elsewhere(
 
 
 @router.get("/v1/lines/{line_id}/channels")
-async def list_channels(line_id: int, session: Session, _: Admin) -> list[ChannelOut]:
+async def list_channels(
+    line_id: int, session: Session, settings: AppSettings, _: Admin
+) -> list[ChannelOut]:
     await load_line(session, line_id)
     channels = await session.scalars(
         select(Channel)
         .where(Channel.line_id == line_id, Channel.deleted_at.is_(None))
         .order_by(Channel.id)
     )
-    return [ChannelOut(**_out(channel)) for channel in channels]
+    return [ChannelOut(**_out(channel, settings)) for channel in channels]
 
 
 @router.get("/v1/channels/{channel_id}")
@@ -229,7 +228,7 @@ async def get_channel(
 ) -> ChannelRead:
     """The channel; with ``health`` from its service for types registered at one."""
     channel = await get_or_404(session, Channel, channel_id, "channel")
-    out = ChannelRead(**_out(channel))
+    out = ChannelRead(**_out(channel, settings))
     connector = registry.CONNECTORS.get(channel.type)
     health = connector.health if connector is not None else None
     if health is None:
@@ -269,7 +268,9 @@ async def delete_channel(
 
 
 @router.post("/v1/channels/{channel_id}/rotate-secret")
-async def rotate_secret(channel_id: int, session: Session, _: Admin) -> ChannelCreated:
+async def rotate_secret(
+    channel_id: int, session: Session, settings: AppSettings, _: Admin
+) -> ChannelCreated:
     """A new secret; the old one keeps signing and verifying for 24 h, so both sides can
     switch over."""
     channel = await get_or_404(session, Channel, channel_id, "channel", lock=True)
@@ -277,19 +278,19 @@ async def rotate_secret(channel_id: int, session: Session, _: Admin) -> ChannelC
     channel.previous_secret_until = datetime.now(UTC) + ROTATION_GRACE
     channel.secret = secrets.token_urlsafe(32)
     await session.commit()
-    return ChannelCreated(**_out(channel), secret=channel.secret)
+    return ChannelCreated(**_out(channel, settings), secret=channel.secret)
 
 
 @router.patch("/v1/channels/{channel_id}")
 async def update_channel(
-    channel_id: int, body: ChannelUpdate, session: Session, _: Admin
+    channel_id: int, body: ChannelUpdate, session: Session, settings: AppSettings, _: Admin
 ) -> ChannelOut:
     """Move the channel to another line: its open dialogs stay on the old line until they
     close, and its chats start their next dialog on the new one."""
     channel = await get_or_404(session, Channel, channel_id, "channel", lock=True)
     if body.line_id != channel.line_id:
         await _move(session, channel, body.line_id)
-    return ChannelOut(**_out(channel))
+    return ChannelOut(**_out(channel, settings))
 
 
 async def _move(session: AsyncSession, channel: Channel, line_id: int) -> None:

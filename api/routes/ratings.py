@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
@@ -67,11 +66,10 @@ async def rate_by_client(
     dialog = await get_or_none(session, Dialog, dialog_id)
     if dialog is None:  # answered as a wrong secret is: dialog ids are not to be probed
         raise denied()
-    channel = await session.scalar(
-        select(Channel).join(Chat, Chat.channel_id == Channel.id).where(Chat.id == dialog.chat_id)
-    )
-    assert channel is not None
-    await prove_channel(request, channel)
+    chat = await session.get(Chat, dialog.chat_id)
+    channel = await session.get(Channel, chat.channel_id) if chat else None
+    assert chat is not None and channel is not None
+    await prove_channel(request, channel, chat.external_id)
     client = await get_temporal(request)  # after the proof: a stranger learns nothing more
     await session.commit()  # the workflow's activities need the database
     rating = ClientRating(dialog_id=dialog.id, value=body.value)

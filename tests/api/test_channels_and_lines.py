@@ -62,7 +62,7 @@ async def test_one_channel_of_each_type_per_line(admin):
     assert "secret" not in listed[0]
 
 
-@pytest.mark.parametrize("channel_type", ["webchat", "sms"])
+@pytest.mark.parametrize("channel_type", ["sms", "email"])
 async def test_unsupported_channel_types_are_422(admin, channel_type):
     line_id = await create_line(admin)
     problem = assert_problem(await add_channel(admin, line_id, channel_type), 422)

@@ -85,6 +85,8 @@ def but(rule: Rule, changes: Rule) -> dict[Role, Outcome]:
 
 PUBLIC: Rule = dict.fromkeys(ROLES, OK)
 CHANNEL: Rule = {**dict.fromkeys(ROLES, 401), "channel": OK}  # one 401 for every other proof
+# A web chat visitor's token, which no caller here holds (tests/api/test_webchat.py has it).
+VISITOR: Rule = dict.fromkeys(ROLES, 401)
 ADMIN_ONLY = keyed("admin")
 SUPERVISORS = keyed("admin", "supervisor")
 STAFF = keyed("admin", "supervisor", "operator", "other_operator")  # ``Reader``
@@ -96,7 +98,7 @@ DIALOG = keyed("admin", "supervisor", "operator", "bot")  # ... and the bot hold
 CRM_RECORD = but(OWNER, {"other_operator": 404})
 
 DialogState = Literal["offered", "accepted", "pinned", "closing"]
-ChannelType = Literal["api", "webhook", "telegram"]
+ChannelType = Literal["api", "webhook", "telegram", "webchat"]
 Json = dict[str, Any]
 
 
@@ -264,6 +266,12 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/v1/notifications"): Call(keyed("admin", "operator", "other_operator")),
     ("POST", "/v1/notifications/{notification_id}/read"): Call(SELF),
     ("GET", "/v1/events"): Call(STAFF, stream=True),
+    # --- the web chat widget: anyone may open a session; writing and reading need its token
+    ("POST", "/v1/webchat/{code}/session"): Call(PUBLIC, {}, channel="webchat"),
+    ("POST", "/v1/webchat/{code}/messages"): Call(
+        VISITOR, {"client_message_id": "c-1", "text": "Hi"}, channel="webchat"
+    ),
+    ("GET", "/v1/webchat/{code}/messages"): Call(VISITOR, channel="webchat"),
 }
 
 # The target each path placeholder stands for. Targets are named: ``line`` (Ann in its
@@ -363,6 +371,7 @@ class Targets:
         self.world, self.call = world, call
         self.made: dict[str, asyncio.Task[int]] = {}
         self.secrets: dict[int, str] = {}  # channel id -> secret
+        self.codes: dict[int, str] = {}  # web chat channel id -> widget code
         self.first_message: dict[int, int] = {}  # dialog id -> the client's first message
 
     def name(self, placeholder: str, role: Role) -> str:
@@ -428,13 +437,21 @@ class Targets:
                 await session.commit()
                 self.secrets[row.id] = row.secret
                 return row.id
-        config = {"url": self.world.receiver_url} if kind == "webhook" else {}
-        body = {"type": kind, "config": config}
+        given: Json = {
+            "webhook": {"url": self.world.receiver_url},
+            "webchat": {"allowed_origins": ["https://shop.example"]},
+        }
+        body = {"type": kind, "config": given.get(kind, {})}
         created = ok_json(
             await self.world.system.admin.post(f"/v1/lines/{line_id}/channels", json=body)
         )
         self.secrets[created["id"]] = created["secret"]
+        self.codes[created["id"]] = f"{created['id']}-{created['config'].get('code')}"
         return int(created["id"])
+
+    async def code(self, role: Role) -> str:
+        """The widget code of the line's web chat."""
+        return self.codes[await self.id(self.name("channel_id", role))]
 
     def proof(self, channel_id: int, raw: bytes) -> dict[str, str]:
         """What a channel sends: its secret as a bearer token, and the proof of its type."""
@@ -554,7 +571,14 @@ async def request_for(
     """The route's call as the role, on these targets (made now if need be)."""
     method, path = route
     call = MATRIX[route]
-    parts = [await targets.fill(p, role) if p.startswith("{") else p for p in path.split("/")]
+    parts = [
+        await targets.code(role)
+        if p == "{code}"
+        else await targets.fill(p, role)
+        if p.startswith("{")
+        else p
+        for p in path.split("/")
+    ]
     body = await targets.fill(call.body, role)
     if call.as_ann and role == "admin":
         body = {**(body or {}), "operator_id": world.ann}
