@@ -3,7 +3,8 @@
 FastAPI documents each operation's success and a 422 in its own shape; openlines answers
 every error as ``application/problem+json`` (``api.errors``). This adds, per operation, the
 errors it can answer: 401 and 403 where an API key is needed (401 only where a channel proves
-itself instead; a web chat visitor's token or a site's identity hash: 401 and 403), 404 where the path names something, 409 where it changes something, 413 and
+itself instead; 401 and 403 on a web chat widget's routes, for a visitor's token and a site's
+identity hash), 404 where the path names something, 409 where it changes something, 413 and
 422 where it takes a body or parameters, 429 (rate limits), 500 and 503 (database or Temporal
 away); and the bearer key scheme, so clients and generators know how to call.
 """
