@@ -30,10 +30,13 @@ from api.routes import (
     quick_answers,
     ratings,
     service,
+    typing_status,
     webhooks,
 )
+from api.typing_hub import TypingHub
 from channels.telegram import endpoints as telegram_endpoints
 from channels.webchat import endpoints as webchat_endpoints
+from channels.webchat import live as webchat_live
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_sessions = session_factory(reader)
         app.state.temporal = None  # connected on first use
         app.state.event_feed = EventFeed(app.state.read_sessions)
+        app.state.typing = TypingHub(app.state.sessions, url)
         exporter = None
         if settings.metrics_port is not None:
             exporter, _ = start_http_server(settings.metrics_port, settings.api_host)
@@ -63,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         if settings.secret_key is None:
             log.warning("OPENLINES_SECRET_KEY is not set: secrets are stored unencrypted.")
-        yield
+        async with app.state.typing.running():
+            yield
         await app.state.event_feed.close()
         if exporter is not None:
             exporter.shutdown()
@@ -93,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbound,
         telegram_endpoints,
         webchat_endpoints,
+        webchat_live,
         dialogs,
         kpi,
         dialog_actions,
@@ -104,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks,
         notifications,
         quick_answers,
+        typing_status,
         events,
     ):
         app.include_router(module.router)

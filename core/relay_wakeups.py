@@ -13,17 +13,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import psycopg
-from sqlalchemy.engine import make_url
-
 from core.background import in_background
+from core.pg_listen import conninfo_of, listen
 
 log = logging.getLogger("openlines.relay")
 
 CHANNEL = "openlines_outbox"
 POLL_S = 0.02
 FALLBACK_S = 1.0
-RECONNECT_S = 1.0
 
 
 class Wakeups:
@@ -32,12 +29,7 @@ class Wakeups:
 
     def __init__(self, database_url: str | None = None) -> None:
         """``database_url``: the relay's database; polling only when None or not PostgreSQL."""
-        url = make_url(database_url) if database_url else None
-        self._conninfo = (
-            url.set(drivername="postgresql").render_as_string(hide_password=False)
-            if url is not None and url.get_backend_name() == "postgresql"
-            else None
-        )
+        self._conninfo = conninfo_of(database_url)
         self._due = asyncio.Event()
         self.listening_now = False
 
@@ -73,18 +65,9 @@ class Wakeups:
             yield self
 
     async def _listen(self, conninfo: str) -> None:
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    conninfo, autocommit=True
-                ) as connection:
-                    await connection.execute(f"LISTEN {CHANNEL}")
-                    self.listening_now = True
-                    self._due.set()  # rows committed before LISTEN took effect
-                    async for _ in connection.notifies():
-                        self._due.set()
-            except (psycopg.Error, OSError) as error:
-                log.warning("not listening for outbox notifications (polling): %s", error)
-            finally:
-                self.listening_now = False
-            await asyncio.sleep(RECONNECT_S)
+        await listen(conninfo, CHANNEL, lambda _: self._due.set(), self._up, log)
+
+    def _up(self, up: bool) -> None:
+        self.listening_now = up
+        if up:
+            self._due.set()  # rows committed before LISTEN took effect

@@ -32,6 +32,7 @@ from activities.webhooks import event_body
 from api.deps import MAX_ID, AppSettings, DbId, Principal, Reader, ReadSession, get_or_404
 from api.errors import ApiError, invalid
 from api.event_feed import EventFeed
+from api.typing_hub import Typing, TypingHub, either
 from core.events.models import Event
 from core.models import Operator
 
@@ -134,7 +135,8 @@ async def _stream(
     reached: int,
 ) -> AsyncIterator[str]:
     """Events after ``cursor``: those up to ``reached`` read here, then the feed's after
-    ``seq``, until the client leaves or ``MAX_STREAM_S`` passes.
+    ``seq``, until the client leaves or ``MAX_STREAM_S`` passes; and, as they come, the
+    typing of the web chat visitors whose dialogs the operator sees.
 
     A client that leaves cancels this generator (Starlette watches for the disconnect); the
     check each turn covers servers that do not.
@@ -151,30 +153,43 @@ async def _stream(
             if operator_id is None or operator_id in (event.operator_ids or [])
         )
 
+    def watched(signal: Typing) -> bool:
+        return signal.who == "client" and (
+            operator_id is None or operator_id in signal.operator_ids
+        )
+
+    hub: TypingHub = request.app.state.typing
     try:
-        yield f"retry: {RETRY_MS}\n\n"
-        while clock() < ends and not await request.is_disconnected():
-            if cursor < reached:  # catching up, in this stream's own reads
-                # Shielded: a client leaving mid-query cancels the stream, not the query,
-                # so the session ends cleanly instead of leaving its connection in doubt.
-                events = await asyncio.shield(_read(sessions, cursor, reached))
-                cursor = events[-1].id if events else reached
-            else:
-                followed = feed.since(seq)
-                if followed is None:  # fell behind what the feed keeps: catch up again
-                    seq, reached = await feed.position()
-                    continue
-                events, seq = followed, seq + len(followed)
-                cursor = max([cursor, *(event.id for event in events)])
-            text = wanted(events)
-            if text:
-                yield text
-                last_sent = clock()
-            elif clock() - last_sent >= KEEPALIVE_S:
-                yield ": keep-alive\n\n"
-                last_sent = clock()
-            if cursor >= reached and not events:
-                quiet = min(KEEPALIVE_S - (clock() - last_sent), ends - clock())
-                await feed.wait(seq, max(quiet, 0.01))
+        with hub.inbox(watched) as typing:
+            yield f"retry: {RETRY_MS}\n\n"
+            while clock() < ends and not await request.is_disconnected():
+                if cursor < reached:  # catching up, in this stream's own reads
+                    # Shielded: a client leaving mid-query cancels the stream, not the query,
+                    # so the session ends cleanly instead of leaving its connection in doubt.
+                    events = await asyncio.shield(_read(sessions, cursor, reached))
+                    cursor = events[-1].id if events else reached
+                else:
+                    followed = feed.since(seq)
+                    if followed is None:  # fell behind what the feed keeps: catch up again
+                        seq, reached = await feed.position()
+                        continue
+                    events, seq = followed, seq + len(followed)
+                    cursor = max([cursor, *(event.id for event in events)])
+                text = wanted(events) + "".join(_typing_message(t) for t in typing.drain())
+                if text:
+                    yield text
+                    last_sent = clock()
+                elif clock() - last_sent >= KEEPALIVE_S:
+                    yield ": keep-alive\n\n"
+                    last_sent = clock()
+                if cursor >= reached and not events:
+                    quiet = min(KEEPALIVE_S - (clock() - last_sent), ends - clock())
+                    await either(feed.wait(seq, max(quiet, 0.01)), typing.wait())
     finally:
         feed.streams[key] -= 1
+
+
+def _typing_message(signal: Typing) -> str:
+    """A visitor typing: no ``id``, as it is not an event to resume after."""
+    data = {"dialog_id": signal.dialog_id, "text": signal.text, "at": signal.at.isoformat()}
+    return f"event: typing\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"

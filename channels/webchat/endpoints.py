@@ -214,10 +214,20 @@ async def read(
     """The visitor's messages after ``after``, oldest first (notes to operators left out),
     and the state of their latest dialog."""
     channel = await webchat_of(session, request, code)
-    subject = visitor_of(request, channel)
-    chat = await session.scalar(
+    chat = await visitor_chat(session, channel, visitor_of(request, channel))
+    return await chat_page(session, chat, after, limit)
+
+
+async def visitor_chat(session: AsyncSession, channel: Channel, subject: str) -> Chat | None:
+    """The visitor's chat, once they wrote."""
+    return await session.scalar(
         select(Chat).where(Chat.channel_id == channel.id, Chat.external_id == subject)
     )
+
+
+async def chat_page(session: AsyncSession, chat: Chat | None, after: int, limit: int) -> ChatPage:
+    """The chat's messages after ``after`` (notes to operators left out) and its latest
+    dialog."""
     if chat is None:
         return ChatPage(items=[], dialog=None)
     rows = await session.scalars(

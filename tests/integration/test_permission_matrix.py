@@ -272,6 +272,9 @@ MATRIX: dict[tuple[str, str], Call] = {
         VISITOR, {"client_message_id": "c-1", "text": "Hi"}, channel="webchat"
     ),
     ("GET", "/v1/webchat/{code}/messages"): Call(VISITOR, channel="webchat"),
+    ("GET", "/v1/webchat/{code}/events"): Call(VISITOR, channel="webchat", stream=True),
+    # the dialog's web chat visitor (their token), or staff who see the dialog
+    ("POST", "/v1/dialogs/{dialog_id}/typing"): Call(OWNER, {"text": "Hello"}),
 }
 
 # The target each path placeholder stands for. Targets are named: ``line`` (Ann in its
