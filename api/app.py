@@ -37,6 +37,7 @@ from api.typing_hub import TypingHub
 from channels.telegram import endpoints as telegram_endpoints
 from channels.webchat import endpoints as webchat_endpoints
 from channels.webchat import live as webchat_live
+from channels.webchat import pages as webchat_pages
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telegram_endpoints,
         webchat_endpoints,
         webchat_live,
+        webchat_pages,
         dialogs,
         kpi,
         dialog_actions,
@@ -114,4 +116,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events,
     ):
         app.include_router(module.router)
+    app.mount("/widget/static", webchat_pages.static, name="widget-static")
     return app

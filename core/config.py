@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL of this API, used in notification links"
     )
+    widget_demo: bool = Field(
+        False, description="Serve /widget/demo/<channel id>, a sample site with the web chat"
+    )
     telegram_api_url: str = Field(
         "https://api.telegram.org",
         description="Base URL of the Telegram Bot API (a local Bot API server, a test fake)",

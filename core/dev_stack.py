@@ -99,7 +99,11 @@ def child_env(
         OPENLINES_DATA_DIR=str(settings.data_dir),
         # Local receivers are normal in development; the banner says this is on.
         OPENLINES_WEBHOOK_ALLOW_PRIVATE="true",
+        # The sample site with a web chat, linked from the banner.
+        OPENLINES_WIDGET_DEMO="true",
     )
+    # Links and the web chat's snippet point here unless told otherwise.
+    env.setdefault("OPENLINES_PUBLIC_URL", f"http://{settings.api_host}:{settings.api_port}")
     return env
 
 
@@ -225,6 +229,8 @@ def run(settings: Settings) -> int:
             f"  Temporal UI {settings.temporal_ui_url}\n"
             f"  Admin key   {key}\n"
             f"  Data folder {data_dir}\n"
+            f"  Web chat    {api_url}/widget/demo/<channel id> shows a webchat channel's"
+            " widget on a sample site\n"
             "  Webhooks may POST to private and loopback addresses here"
             " (OPENLINES_WEBHOOK_ALLOW_PRIVATE=true; off in production)\n"
             f"Try: curl -H 'Authorization: Bearer {key}' {api_url}/v1/lines\n"

@@ -26,6 +26,8 @@ ATTEMPT_TIMEOUT = timedelta(seconds=60)  # one send (15 s at most) and two short
 KEEP_TRYING = timedelta(hours=6)
 IDLE = timedelta(minutes=10)  # the run ends after this long with nothing to send
 MESSAGES_PER_RUN = 500
+# The patch that lets a message be owed again while it is being sent (workflow.patched).
+OWED_AGAIN_WHILE_SENDING = "owed-again-while-sending"
 
 
 def workflow_id(chat_id: int) -> str:
@@ -52,8 +54,13 @@ class ChannelDeliveryWorkflow:
                 await workflow.wait_condition(lambda: bool(self._owed), timeout=IDLE)
             except TimeoutError:
                 return  # idle: a later message starts a new run
-            await self._deliver(self._owed[0])
-            self._owed.pop(0)
+            if workflow.patched(OWED_AGAIN_WHILE_SENDING):
+                # Taken off before it goes: owed again meanwhile (a resend after it failed,
+                # before this run moved on), it goes again.
+                await self._deliver(self._owed.pop(0))
+            else:  # runs from before: an owe for the message being sent was dropped
+                await self._deliver(self._owed[0])
+                self._owed.pop(0)
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(self._owed)
 

@@ -101,6 +101,9 @@ class ChatMessage(BaseModel):
     client_message_id: str | None = None  # the visitor's own messages
     sender: Sender | None = None  # the others'
     rating_request: bool = False  # show like / dislike buttons for this dialog
+    # An automatic text's kind: welcome, agreement (the consent notice: the visitor's next
+    # message consents), rating_request, rating_answer, close, ...
+    kind: str | None = None
 
 
 class VisitorDialog(BaseModel):
@@ -262,4 +265,7 @@ async def chat_message(session: AsyncSession, message: Message) -> ChatMessage:
     assert dialog is not None and line is not None
     sender = await sender_of(session, message, dialog, LineSettings.model_validate(line.settings))
     key = message.outbound_key or ""
-    return ChatMessage(**fields, sender=sender, rating_request=":rating_request:" in key)
+    kind = key.split(":")[1] if key.count(":") >= 1 else None
+    return ChatMessage(
+        **fields, sender=sender, rating_request=kind == "rating_request", kind=kind or None
+    )

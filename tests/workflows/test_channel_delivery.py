@@ -6,12 +6,16 @@ import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from channels.delivery import DeliveryFailure
 from core.events.models import Event
 from core.models import Message
 from tests.channels.receiver import Receiver, Reply
 from tests.workflows.harness import Harness
-from workflows.channel_delivery import KEEP_TRYING
+from workflows.channel_delivery import KEEP_TRYING, ChannelDeliveryWorkflow, workflow_id
 
 
 async def welcome_of(harness: Harness, receiver: Receiver, chat: str) -> Message:
@@ -93,3 +97,46 @@ async def test_a_channel_that_keeps_failing_fails_the_message_after_hours_and_th
             )
         )
         assert [e.data["message_id"] for e in failed] == [welcome.id]
+
+
+async def test_a_message_owed_again_while_it_is_being_sent_goes_again(
+    env: WorkflowEnvironment, task_queue: str
+):
+    """A resend that comes after the message failed but before the run moved on to the next
+    one (the relay's signal meets the message still at the head of the run's list) is not
+    lost: the message goes again."""
+    sent: list[int] = []
+    first_attempt_may_end = asyncio.Event()
+
+    @activity.defn(name="send")
+    async def send(message_id: int) -> str:
+        sent.append(message_id)
+        if len(sent) == 1:
+            await first_attempt_may_end.wait()
+        return "sent"
+
+    @activity.defn(name="give_up")
+    async def give_up(failure: DeliveryFailure) -> None:
+        raise AssertionError(f"no message should fail here: {failure}")
+
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[ChannelDeliveryWorkflow],
+        activities=[send, give_up],
+    ):
+        handle = await env.client.start_workflow(
+            ChannelDeliveryWorkflow.run, [7], id=workflow_id(7001), task_queue=task_queue
+        )
+        for _ in range(500):
+            if sent:
+                break
+            await asyncio.sleep(0.01)
+        await handle.signal(ChannelDeliveryWorkflow.owe, 7)  # owed again while being sent
+        first_attempt_may_end.set()
+        for _ in range(500):
+            if len(sent) == 2:
+                break
+            await asyncio.sleep(0.01)
+
+    assert sent == [7, 7]
