@@ -54,7 +54,7 @@ class Site:
         async with asyncio.timeout(15):
             while True:
                 items = (await self.admin.get("/v1/dialogs")).json()["items"]
-                found = [d for d in items if check(d)]
+                found: list[dict[str, Any]] = [d for d in items if check(d)]
                 if found:
                     return found[0]
                 await asyncio.sleep(0.1)
@@ -111,6 +111,7 @@ async def opened_chat(page: Page, site: Site) -> Frame:
     await page.goto(f"{site.url}/widget/demo/{site.channel_id}")
     await page.click("button[data-openlines=open]")
     handle = await page.wait_for_selector("iframe[data-openlines=chat]", state="visible")
+    assert handle is not None
     frame = await handle.content_frame()
     assert frame is not None
     await expect(frame.locator("#title")).to_have_text("Demo shop")
