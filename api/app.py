@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import start_http_server
 
+import console
 from api import errors, metrics, openapi
 from api.body_limit import BodyLimit
 from api.event_feed import EventFeed
@@ -24,6 +25,7 @@ from api.routes import (
     inbound,
     kpi,
     lines,
+    me,
     messages,
     notifications,
     operators,
@@ -96,11 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lines,
         channels,
         api_keys,
+        me,
         inbound,
         telegram_endpoints,
         webchat_endpoints,
         webchat_live,
         webchat_pages,
+        console,
         dialogs,
         kpi,
         dialog_actions,
@@ -117,4 +121,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.mount("/widget/static", webchat_pages.static, name="widget-static")
+    app.mount("/console/static", console.static, name="console-static")
     return app

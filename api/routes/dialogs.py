@@ -60,6 +60,7 @@ class DialogOut(BaseModel):
     number: int
     line_id: int
     chat_id: int
+    contact_id: int | None = None  # the client in the CRM, once the tracker knows them
     channel_type: str
     status: str
     close_reason: str | None
@@ -163,6 +164,7 @@ def dialog_out(dialog: Dialog, state: DialogState | None = None) -> dict[str, An
         "number": dialog.id,
         "line_id": dialog.line_id,
         "chat_id": dialog.chat_id,
+        "contact_id": dialog.contact_id,
         "channel_type": dialog.channel_type,
         "status": dialog.status,
         "close_reason": dialog.close_reason,

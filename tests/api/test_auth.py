@@ -377,3 +377,21 @@ async def test_operator_sets_own_presence_and_workday_only(app, admin):
     theirs = (await admin.get(f"/v1/operators/{other}")).json()
     assert (mine["presence"], mine["workday"]) == ("online", "started")
     assert (theirs["presence"], theirs["workday"]) == ("offline", "ended")
+
+
+async def test_me_says_whose_key_it_is(app, admin):
+    ann = await create_operator(admin, "Ann")
+    issued = await issue_key(admin, "operator", operator_id=ann)
+    async with client_for(app, issued["key"]) as as_ann:
+        mine = await as_ann.get("/v1/me")
+    bootstrap = await admin.get("/v1/me")
+
+    assert mine.json() == {
+        "role": "operator",
+        "key_id": issued["id"],
+        "operator_id": ann,
+        "operator_name": "Ann",
+        "bot_id": None,
+        "bot_name": None,
+    }
+    assert (bootstrap.json()["role"], bootstrap.json()["key_id"]) == ("admin", None)

@@ -28,7 +28,11 @@ Got = list[tuple[str | None, str, Any]]
 
 
 def messages(count: int) -> Callable[[Got], bool]:
-    return lambda got: sum(kind == "message" for _, kind, _ in got) == count
+    """``count`` messages and the dialog's state (sent after the messages read with it)."""
+    return lambda got: (
+        sum(kind == "message" for _, kind, _ in got) == count
+        and any(kind == "dialog" for _, kind, _ in got)
+    )
 
 
 def typing_signals(count: int) -> Callable[[Got], bool]:

@@ -129,6 +129,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/healthz"): Call(PUBLIC),
     ("GET", "/readyz"): Call(PUBLIC),
     ("GET", "/metrics"): Call(PUBLIC),  # OPENLINES_METRICS_PORT moves them off the API
+    ("GET", "/v1/me"): Call(ANY_KEY),  # who the key is: a console's first call
     # --- configuration ----------------------------------------------------------------
     ("GET", "/v1/operators"): Call(STAFF),
     ("POST", "/v1/operators"): Call(ADMIN_ONLY, {"name": "Dan"}),

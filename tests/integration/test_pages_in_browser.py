@@ -194,3 +194,72 @@ async def test_on_a_phone_the_chat_fills_the_screen_and_the_input_stays_in_view(
     assert float(font_size.removesuffix("px")) >= 16  # no zoom on focus
     await page.screenshot(path=screenshots / "widget-phone.png")
     await context.close()
+
+
+async def test_an_operator_answers_from_the_console_with_a_quick_answer(
+    site: Site, browser: Browser, screenshots: Path
+):
+    admin = site.admin
+    list_id = (await admin.post("/v1/quick-answer-lists", json={"name": "Shop"})).json()["id"]
+    greeting = {
+        "title": "Greeting",
+        "code": "hello",
+        "text": "Hello #CLIENT_NAME#, I am #OPERATOR_NAME#.",
+    }
+    await admin.post(f"/v1/quick-answer-lists/{list_id}/answers", json=greeting)
+    line_id = (await admin.get(f"/v1/channels/{site.channel_id}")).json()["line_id"]
+    await admin.patch(f"/v1/lines/{line_id}", json={"quick_answers_list_id": list_id})
+    key = (
+        await admin.post("/v1/api-keys", json={"role": "operator", "operator_id": site.ann})
+    ).json()["key"]
+
+    console_context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    console = await console_context.new_page()
+    await console.goto(f"{site.url}/console")
+    await console.fill("#key", key)
+    await console.click("#signin button[type=submit]")
+    await expect(console.locator("#me")).to_have_text("Ann (operator)")
+
+    visitor_context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    visitor = await visitor_context.new_page()
+    frame = await opened_chat(visitor, site)
+    await write(frame, "Is it in stock?")
+    offered = await site.dialog_when(lambda d: d["offered_to"] == [site.ann])
+    # Offered now: the console shows it within a second, through its event stream.
+    await expect(console.locator("#offered li")).to_have_count(1, timeout=1000)
+
+    await console.click("#offered li")
+    await expect(console.locator("#history .msg.client")).to_have_text(["Is it in stock?"])
+    await console.click("#actions button[data-action=accept]")
+    await expect(console.locator("#mine li")).to_have_count(1)
+    await console.fill("#reply-text", "")
+    await console.type("#reply-text", "Let me look")
+    await expect(frame.locator("#typing")).to_contain_text("Ann is typing")
+    await console.fill("#reply-text", "")
+    await console.type("#reply-text", "/hel")
+    await expect(console.locator("#quick li")).to_have_count(1)
+    await console.press("#reply-text", "Enter")  # takes the quick answer into the box
+    await expect(console.locator("#reply-text")).to_have_value(
+        "Hello , I am Ann.".replace(" ,", ",")
+    )
+    await console.press("#reply-text", "Enter")  # sends it
+    await expect(frame.locator(".message.operator")).to_have_count(1)
+    await expect(frame.locator(".message.operator")).to_contain_text("I am Ann.")
+    await expect(console.locator("#history .msg.operator")).to_have_count(1)
+    await console.screenshot(path=screenshots / "console-desktop.png")
+
+    await console.click("#actions button[data-action=close]")
+    await frame.get_by_role("button", name="👍").click()
+    await expect(frame.locator(".message.system").last).to_have_text("Thank you for your rating!")
+    rated = await site.dialog_when(lambda d: d["id"] == offered["id"] and d["rating"]["client"])
+    assert rated["rating"]["client"] == "like"
+
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    small = await phone.new_page()
+    await small.goto(f"{site.url}/console")
+    await small.fill("#key", key)
+    await small.click("#signin button[type=submit]")
+    await expect(small.locator("#me")).to_have_text("Ann (operator)")
+    await small.screenshot(path=screenshots / "console-phone.png")
+    for context in (console_context, visitor_context, phone):
+        await context.close()
