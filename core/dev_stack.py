@@ -229,6 +229,7 @@ def run(settings: Settings) -> int:
             f"  Temporal UI {settings.temporal_ui_url}\n"
             f"  Admin key   {key}\n"
             f"  Data folder {data_dir}\n"
+            f"  Console     {api_url}/console (sign in with an operator's key, or the admin key)\n"
             f"  Web chat    {api_url}/widget/demo/<channel id> shows a webchat channel's"
             " widget on a sample site\n"
             "  Webhooks may POST to private and loopback addresses here"
