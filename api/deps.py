@@ -135,10 +135,15 @@ class _NoNul:
 
 NoNul = _NoNul()
 
+# What Python's str.strip() takes away, spelled out: regex engines disagree on what \s is.
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 Name = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$"
+        strip_whitespace=True,
+        min_length=1,
+        max_length=255,
+        pattern=rf"^[^\x00]*[^{WHITESPACE}\x00][^\x00]*$",
     ),
 ]
 """A name or title: trimmed, not blank, at most 255 characters, no NUL."""

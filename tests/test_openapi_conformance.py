@@ -67,8 +67,9 @@ async def schemathesis(stack: Stack) -> tuple[int, str]:
         *("--header", f"Authorization: Bearer {stack.printed('Admin key')}"),
         *("--checks", "all", "--max-examples", str(EXAMPLES), "--workers", "2"),
         *("--request-timeout", "30", "--no-color", "--generation-database", ":memory:"),
-        # An endless event stream: its own tests cover it (tests/api/test_events_stream.py).
-        *("--exclude-path", "/v1/events"),
+        # Endless event streams: their own tests cover them (tests/api/test_events_stream.py,
+        # tests/api/test_webchat_live.py).
+        *("--exclude-path", "/v1/events", "--exclude-path", "/v1/webchat/{code}/events"),
         *(() if SEED == "random" else ("--seed", SEED)),
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks"}

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import schema_rules
 from api.deps import (
     Cursor,
     DialogReader,
@@ -39,9 +40,9 @@ from core.quick_answers import MAX_ANSWERS, QuickAnswer, QuickAnswerList, filled
 router = APIRouter(tags=["quick answers"])
 
 Editor = Annotated[Principal, Depends(require("admin", "supervisor"))]
+# Letters (Latin, Cyrillic), digits, "_", "." and "-": what follows "/" in the reply box.
 Code = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s\x00/]+$"),
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\u0400-\u04ff-]+$")
 ]
 AnswerText = Annotated[str, StringConstraints(min_length=1, max_length=10000), NoNul]
 Search = Annotated[str, Query(max_length=100, description="Letters typed after '/'")]
@@ -69,7 +70,9 @@ class AnswerCreate(BaseModel):
 
 
 class AnswerUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=schema_rules.not_nullable("title", "code", "text")
+    )
     title: Name | None = None
     code: Code | None = None
     text: AnswerText | None = None

@@ -116,6 +116,10 @@ async def create_bot(admin: AsyncClient) -> Any:
     return ok(await admin.post("/v1/bots", json={"name": "Greeter"}), 201)["id"]
 
 
+async def create_quick_list(admin: AsyncClient) -> Any:
+    return ok(await admin.post("/v1/quick-answer-lists", json={"name": "Replies"}), 201)["id"]
+
+
 async def create_department(admin: AsyncClient, name: str, operator_ids: list[int]) -> Any:
     body = {"name": name, "operator_ids": operator_ids}
     return ok(await admin.post("/v1/departments", json=body), 201)["id"]
@@ -189,7 +193,9 @@ DEFAULT_TEXTS = [
 ]
 
 
-def everything_changed(ann: int, bob: int, sales: int, agreement: int, bot: int) -> dict[str, Any]:
+def everything_changed(
+    ann: int, bob: int, sales: int, agreement: int, bot: int, quick_list: int
+) -> dict[str, Any]:
     """A line body with every setting set, each to a value other than its default."""
     return {
         "name": "Support",
@@ -236,7 +242,7 @@ def everything_changed(ann: int, bob: int, sales: int, agreement: int, bot: int)
         "close": {"action": "none", "text": "Bye."},
         "rating_wait": 0,
         "inactivity": {"after": 7200, "action": "text", "text": "Closing now."},
-        "quick_answers_list_id": 3,
+        "quick_answers_list_id": quick_list,
         "watch_typing": False,
         "rating": {
             "enabled": False,
@@ -263,7 +269,12 @@ async def test_a_line_with_every_setting_changed_round_trips(admin):
     ann, bob = await create_operator(admin, "Ann"), await create_operator(admin, "Bob")
     sales = await create_department(admin, "Sales", [bob, ann])
     body = everything_changed(
-        ann, bob, sales, await create_agreement(admin), await create_bot(admin)
+        ann,
+        bob,
+        sales,
+        await create_agreement(admin),
+        await create_bot(admin),
+        await create_quick_list(admin),
     )
     defaults = await create_line(admin, {})
     assert [path for path, value in leaves(body) if get(defaults, path) == value] == []
@@ -480,6 +491,7 @@ async def test_patch_merges_into_groups_and_keeps_the_rest(admin, patch):
             await create_department(admin, "S", []),
             await create_agreement(admin),
             await create_bot(admin),
+            await create_quick_list(admin),
         ),
     )
 
@@ -499,6 +511,7 @@ async def test_patch_replaces_lists_whole(admin):
             await create_department(admin, "S", []),
             await create_agreement(admin),
             await create_bot(admin),
+            await create_quick_list(admin),
         ),
     )
     patch = {
