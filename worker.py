@@ -26,6 +26,8 @@ from activities.kpi import KpiActivities
 from activities.operators import OperatorActivities
 from activities.webhooks import WebhookActivities
 from channels.delivery import DeliveryActivities
+from channels.webchat import emails as visitor_emails
+from core.background import in_background
 from core.config import Settings, get_settings
 from core.crm.backends import BuiltinCrm, CrmBackend, backend_for
 from core.db import create_engine, session_factory
@@ -134,7 +136,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 settings.temporal_address,
                 settings.temporal_namespace,
             )
-            async with Wakeups(settings.resolved_database_url).listening() as wakeups:
+            async with (
+                Wakeups(settings.resolved_database_url).listening() as wakeups,
+                in_background(visitor_emails.run(sessions, settings, stop)),
+            ):
                 await relay.run(
                     sessions,
                     client,

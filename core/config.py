@@ -52,6 +52,17 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL of this API, used in notification links"
     )
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="SMTP server for emails to web chat visitors: smtp[s]://user:pass@host:port",
+    )
+    mail_dir: Path | None = Field(
+        None, description="Without an SMTP server, emails are written here as .eml files (dev)"
+    )
+    mail_from: str = Field("openlines <noreply@localhost>", description="The emails' From")
+    visitor_email_after: int = Field(
+        120, ge=0, description="Seconds a reply waits unread before it is emailed to the visitor"
+    )
     widget_demo: bool = Field(
         False, description="Serve /widget/demo/<channel id>, a sample site with the web chat"
     )

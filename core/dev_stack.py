@@ -102,6 +102,9 @@ def child_env(
         # The sample site with a web chat, linked from the banner.
         OPENLINES_WIDGET_DEMO="true",
     )
+    # Emails to web chat visitors go into a folder unless an SMTP server is configured.
+    if "OPENLINES_SMTP_URL" not in os.environ:
+        env.setdefault("OPENLINES_MAIL_DIR", str(settings.data_dir / "mail"))
     # Links and the web chat's snippet point here unless told otherwise.
     env.setdefault("OPENLINES_PUBLIC_URL", f"http://{settings.api_host}:{settings.api_port}")
     return env
@@ -232,6 +235,8 @@ def run(settings: Settings) -> int:
             f"  Console     {api_url}/console (sign in with an operator's key, or the admin key)\n"
             f"  Web chat    {api_url}/widget/demo/<channel id> shows a webchat channel's"
             " widget on a sample site\n"
+            f"  Emails      to web chat visitors are written to {data_dir / 'mail'}"
+            " (set OPENLINES_SMTP_URL to send them)\n"
             "  Webhooks may POST to private and loopback addresses here"
             " (OPENLINES_WEBHOOK_ALLOW_PRIVATE=true; off in production)\n"
             f"Try: curl -H 'Authorization: Bearer {key}' {api_url}/v1/lines\n"

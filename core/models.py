@@ -221,6 +221,8 @@ class Dialog(Base):
     bot_id: Mapped[int | None] = mapped_column(ForeignKey("bots.id"), index=True)
     run_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A web chat visitor with an email got the closed dialog's transcript then.
+    transcript_sent_at: Mapped[datetime | None]
     accepted_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -307,6 +309,8 @@ class Message(Base):
     delivered_at: Mapped[datetime | None]
     # Files the client sent, by reference (``core.inbound.InboundAttachment``, dumped).
     attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # A web chat reply the visitor had not read was emailed to them then (``webchat.emails``).
+    emailed_at: Mapped[datetime | None]
 
 
 # The author of a note: a message in the dialog for its readers that the client never sees

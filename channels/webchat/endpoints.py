@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import rate_limit, schema_rules
 from api.channel_auth import secrets_of
@@ -218,7 +218,26 @@ async def read(
     and the state of their latest dialog."""
     channel = await webchat_of(session, request, code)
     chat = await visitor_chat(session, channel, visitor_of(request, channel))
-    return await chat_page(session, chat, after, limit)
+    page = await chat_page(session, chat, after, limit)
+    if chat is not None and page.items:
+        await mark_read(request.app.state.sessions, chat.id, page.items[-1].id)
+    return page
+
+
+async def mark_read(sessions: async_sessionmaker[AsyncSession], chat_id: int, upto: int) -> None:
+    """The widget showed the chat's messages up to ``upto``: they are read, so none of them
+    is emailed to the visitor (``channels.webchat.emails``)."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Message)
+            .where(
+                Message.chat_id == chat_id,
+                Message.id <= upto,
+                Message.author != "client",
+                Message.delivery_status == "sent",
+            )
+            .values(delivery_status="read")
+        )
 
 
 async def visitor_chat(session: AsyncSession, channel: Channel, subject: str) -> Chat | None:

@@ -30,6 +30,7 @@ from channels.webchat.endpoints import (
     Code,
     VisitorDialog,
     chat_page,
+    mark_read,
     visitor_chat,
     visitor_of,
     webchat_of,
@@ -99,6 +100,8 @@ async def _stream(
                 for message in page.items:
                     text += _sse("message", message.model_dump_json(), message.id)
                     after = message.id
+                if chat is not None and page.items:
+                    await mark_read(request.app.state.sessions, chat.id, after)
                 if page.dialog is not None and page.dialog != shown:
                     shown = page.dialog
                     text += _sse("dialog", shown.model_dump_json())
