@@ -2,7 +2,8 @@
 page, against the running system: a visitor writes, the operator (through the API) types,
 replies, loses the visitor to a network outage and replies twice meanwhile, closes; the
 visitor sees each reply once and in order, keeps the conversation across a reload, rates
-with the like button; on a phone-sized screen the input stays in view.
+with the like button; on a phone-sized screen the input stays in view; a page that signs its
+customer in switches the chat to theirs. And the operator console beside it.
 
 The screenshots it takes are the ones in docs/ (``OPENLINES_SCREENSHOTS=docs`` writes them
 there; otherwise into the test's temporary folder).
@@ -24,6 +25,7 @@ from fastapi import FastAPI
 from playwright.async_api import Browser, Frame, Page, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
+from channels.webchat.visitors import identity_hash
 from tests.conftest import ADMIN_KEY, client_for
 from tests.integration.conftest import running_worker
 
@@ -41,6 +43,7 @@ class Site:
     url: str
     channel_id: int
     ann: int
+    secret: str  # the web chat channel's: a site signs its visitors' identities with it
 
     async def act(self, dialog_id: int, action: str, **body: Any) -> Any:
         """The admin acts for Ann (typing needs no name: it is the dialog's operator's)."""
@@ -85,7 +88,7 @@ async def site(
                 f"/v1/lines/{line['id']}/channels", json={"type": "webchat", "config": config}
             )
             assert created.status_code == 201, created.text
-            yield Site(app, admin, url, created.json()["id"], ann)
+            yield Site(app, admin, url, created.json()["id"], ann, created.json()["secret"])
         server.should_exit = True
         async with asyncio.timeout(10):
             await serving
@@ -208,7 +211,8 @@ async def test_an_operator_answers_from_the_console_with_a_quick_answer(
     }
     await admin.post(f"/v1/quick-answer-lists/{list_id}/answers", json=greeting)
     line_id = (await admin.get(f"/v1/channels/{site.channel_id}")).json()["line_id"]
-    await admin.patch(f"/v1/lines/{line_id}", json={"quick_answers_list_id": list_id})
+    settings = {"quick_answers_list_id": list_id, "rating": {"close_on_rating": True}}
+    await admin.patch(f"/v1/lines/{line_id}", json=settings)
     key = (
         await admin.post("/v1/api-keys", json={"role": "operator", "operator_id": site.ann})
     ).json()["key"]
@@ -251,8 +255,10 @@ async def test_an_operator_answers_from_the_console_with_a_quick_answer(
     await console.click("#actions button[data-action=close]")
     await frame.get_by_role("button", name="👍").click()
     await expect(frame.locator(".message.system").last).to_have_text("Thank you for your rating!")
-    rated = await site.dialog_when(lambda d: d["id"] == offered["id"] and d["rating"]["client"])
-    assert rated["rating"]["client"] == "like"
+    closed = await site.dialog_when(lambda d: d["id"] == offered["id"] and d["status"] == "closed")
+    assert closed["rating"]["client"] == "like"  # and the rating closed it (close_on_rating)
+    await expect(frame.locator("#status")).to_contain_text("The dialog is closed")
+    await expect(console.locator("#mine li")).to_have_count(0)
 
     phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     small = await phone.new_page()
@@ -262,4 +268,32 @@ async def test_an_operator_answers_from_the_console_with_a_quick_answer(
     await expect(small.locator("#me")).to_have_text("Ann (operator)")
     await small.screenshot(path=screenshots / "console-phone.png")
     for context in (console_context, visitor_context, phone):
+        await context.close()
+
+
+async def test_signing_in_on_the_page_switches_the_chat_to_that_customer(
+    site: Site, browser: Browser
+):
+    who = {
+        "identifier": "customer-42",
+        "identifier_hash": identity_hash(site.secret, "customer-42"),
+    }
+    laptop_context, phone_context = await browser.new_context(), await browser.new_context()
+    laptop, phone = await laptop_context.new_page(), await phone_context.new_page()
+    on_laptop = await opened_chat(laptop, site)
+    await write(on_laptop, "Asked before signing in")
+    await expect(on_laptop.locator(".message.client")).to_have_count(1)
+
+    await laptop.evaluate("who => window.openlinesIdentify(who)", who)
+    await expect(on_laptop.locator(".message.client")).to_have_count(0)  # customer 42's chat
+    await write(on_laptop, "Signed in now")
+    await expect(on_laptop.locator(".message.client")).to_have_text(["Signed in now"])
+
+    on_phone = await opened_chat(phone, site)
+    await phone.evaluate("who => window.openlinesIdentify(who)", who)
+    await expect(on_phone.locator(".message.client")).to_have_text(["Signed in now"])
+
+    await laptop.evaluate("() => window.openlinesIdentify(null)")  # signed out
+    await expect(on_laptop.locator(".message.client")).to_have_count(0)
+    for context in (laptop_context, phone_context):
         await context.close()

@@ -48,6 +48,8 @@
         open(data.identifier && data.identifier_hash ? data : null);
       } else if (data.openlines === "opened") {
         $("text").focus();
+      } else if (data.openlines === "identify" && answered) {
+        switchTo(data.identifier && data.identifier_hash ? data : null);
       }
     });
     if (window.parent !== window) window.parent.postMessage({ openlines: "ready" }, "*");
@@ -68,6 +70,21 @@
       dress();
       follow();
     }).catch(function () { setTimeout(function () { open(identity); }, state.retryMs); });
+  }
+
+  // The page signed another visitor in (or out): their chat, from the start.
+  function switchTo(identity) {
+    if (state.stream) state.stream.abort();
+    state.stream = null;
+    state.lastId = 0;
+    state.shown = {};
+    state.pending = {};
+    state.dialog = null;
+    $("messages").innerHTML = "";
+    $("typing").textContent = "";
+    status("");
+    if (!identity) localStorage.removeItem(stored);  // signed out: a new anonymous visitor
+    open(identity);
   }
 
   function dress() {

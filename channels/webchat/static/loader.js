@@ -3,7 +3,9 @@
 // channel's allowed origins), then adds a round button that opens the chat in an iframe.
 // A site that knows its visitor sets, before this script,
 //   window.openlines = {identifier: "...", identifier_hash: "<HMAC-SHA256 hex>"}
-// and the chat continues the same conversation on any device.
+// and the chat continues the same conversation on any device. A page that signs a visitor
+// in or out without reloading calls window.openlinesIdentify({identifier, identifier_hash})
+// (or window.openlinesIdentify(null)): the chat switches to that visitor.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -91,6 +93,15 @@
         button.style.outline = "3px solid #d1242f";  // a reply came while the chat was shut
       }
     });
+
+    window.openlinesIdentify = function (who) {
+      window.openlines = who || {};
+      frame.contentWindow.postMessage({
+        openlines: "identify",
+        identifier: (who && who.identifier) || null,
+        identifier_hash: (who && who.identifier_hash) || null,
+      }, src.origin);
+    };
 
     document.body.appendChild(frame);
     document.body.appendChild(button);
