@@ -9,6 +9,8 @@ identity hash), 404 where the path names something, 409 where it changes somethi
 away); and the bearer key scheme, so clients and generators know how to call.
 """
 
+import copy
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -94,6 +96,7 @@ def complete(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
                             "schema": {"type": "integer"},
                         }
                     }
+    _patch_variants(schema)
     components["schemas"].pop("HTTPValidationError", None)
     components["schemas"].pop("ValidationError", None)
     return schema
@@ -126,3 +129,48 @@ def _errors(path: str, method: str, operation: dict[str, Any], keyed: bool) -> l
     if "requestBody" in operation or operation.get("parameters"):
         errors.append(422)
     return sorted(errors)
+
+
+PATCH = "Patch"
+REF = "#/components/schemas/"
+
+
+def _patch_variants(schema: dict[str, Any]) -> None:
+    """Write each ``<Name>Patch`` schema that something refers to: ``<Name>`` with nothing
+    required, and the same for the groups its properties name directly (a PATCH merges them
+    field by field). Lists and maps are replaced whole, so their items stay as they are."""
+    schemas = schema["components"]["schemas"]
+    wanted = {
+        ref.removeprefix(REF)
+        for ref in _refs(schema)
+        if ref.startswith(REF) and ref.endswith(PATCH)
+    }
+    for name in wanted:
+        _patch_variant(schemas, name.removesuffix(PATCH))
+
+
+def _patch_variant(schemas: dict[str, Any], base: str) -> str:
+    name = base + PATCH
+    if name in schemas:
+        return name
+    variant = copy.deepcopy(schemas[base])
+    variant.pop("required", None)
+    schemas[name] = variant
+    for field in variant.get("properties", {}).values():
+        for option in [field, *field.get("anyOf", [])]:
+            ref = option.get("$ref", "")
+            if ref.startswith(REF):
+                option["$ref"] = REF + _patch_variant(schemas, ref.removeprefix(REF))
+    return name
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)

@@ -36,7 +36,8 @@ def _whole(value: Any) -> Any:
 # (``Annotated[int, Field(ge=1), WHOLE]``): after it, pydantic cannot put them in the JSON
 # schema as minimum and maximum.
 WHOLE = BeforeValidator(_whole)
-Id = Annotated[int, Field(ge=1), WHOLE]
+# A row id: PostgreSQL's integer, so a larger one is invalid input, not a failed query.
+Id = Annotated[int, Field(ge=1, le=2**31 - 1), WHOLE]
 Text2000 = Annotated[str, StringConstraints(max_length=2000)]
 Text100 = Annotated[str, StringConstraints(max_length=100)]
 # [0-9], not \d: pydantic's regex engine also takes the digits of other scripts.

@@ -77,9 +77,10 @@ async def get_line(line_id: int, session: Session, _: Reader) -> LineOut:
 
 
 # Read as a plain object (only the keys given change), but it takes the shape of the line's
-# settings, and the schema says so: unknown keys are refused.
+# settings, and the schema says so: unknown keys are refused, and a group's fields may be
+# left out, as they merge (``api.openapi`` writes the ``...Patch`` variant of the schema).
 SettingsPatch = Annotated[
-    dict[str, Any], Body(), WithJsonSchema({"$ref": "#/components/schemas/LineSettings"})
+    dict[str, Any], Body(), WithJsonSchema({"$ref": "#/components/schemas/LineSettingsPatch"})
 ]
 
 

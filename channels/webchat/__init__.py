@@ -27,9 +27,9 @@ Origin = Annotated[
 
 
 class WebchatConfig(BaseModel):
-    """What an admin gives when connecting a web chat."""
+    """What an admin gives when connecting a web chat (strict: ``0`` is not ``false``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     # Pages of these origins may show the widget (CORS and the iframe's frame-ancestors).
     allowed_origins: Annotated[list[Origin], Field(min_length=1, max_length=20)]
     title: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(

@@ -538,3 +538,11 @@ async def test_patch_checks_the_merged_line(admin):
 async def test_an_unknown_line_is_404_with_problem_details(admin):
     assert_problem(await admin.patch("/v1/lines/999", json={"name": "Ghost"}), 404)
     assert_problem(await admin.get("/v1/lines/999"), 404)
+
+
+async def test_an_id_past_any_row_is_invalid_input_not_a_failed_query(admin):
+    """PostgreSQL's integer ends at 2**31 - 1: a larger reference is refused as invalid."""
+    body = {"agreement": {"required": False, "agreement_id": 10033931169}}
+    response = await admin.post("/v1/lines", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "agreement.agreement_id"

@@ -67,3 +67,17 @@ def test_the_holiday_pattern_admits_exactly_the_days_of_a_leap_year():
         day += timedelta(days=1)
     every_mm_dd = {f"{month:02d}-{day:02d}" for month in range(100) for day in range(100)}
     assert {text for text in every_mm_dd if re.fullmatch(_MONTH_DAY, text)} == days
+
+
+def test_a_line_patch_requires_nothing_of_a_group_but_of_a_lists_items():
+    """A PATCH merges settings groups field by field (a group's required fields may be left
+    out) and replaces lists and maps whole (their items are complete)."""
+    schemas = create_app(Settings()).openapi()["components"]["schemas"]
+    queue = schemas["QueuePatch"]["properties"]
+
+    assert "required" not in schemas["LineSettingsPatch"]
+    assert queue["hidden_identity"]["$ref"].endswith("/DisplayIdentityPatch")
+    assert "required" not in schemas["DisplayIdentityPatch"]
+    override = queue["operator_overrides"]["patternProperties"]["^[1-9][0-9]*$"]
+    assert override["$ref"].endswith("/DisplayIdentity")
+    assert schemas["DisplayIdentity"]["required"] == ["name"]
