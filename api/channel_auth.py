@@ -66,12 +66,21 @@ async def prove_channel(request: Request, channel: Channel, chat: str | None = N
             reason = f"bad signature: {error.reason}"
     else:
         given = given_bearer(request)
-        by_visitor = registry.traits(channel.type).visitor_tokens and chat is not None
         if given is None or not (
             any(same_secret(given, s) for s in live)
-            or (by_visitor and visitors.subject_of(given, live, channel.id) == chat)
+            or (chat is not None and is_visitor_of(request, channel, chat))
         ):
             reason = "missing or wrong channel secret"
     if reason is not None:
         log.info("channel %s request refused: %s", channel.id, reason)
         raise denied()
+
+
+def is_visitor_of(request: Request, channel: Channel, chat: str) -> bool:
+    """The request carries the token of the web chat visitor whose chat has external id
+    ``chat`` (on a channel whose clients have visitor tokens)."""
+    token = given_bearer(request)
+    if token is None or not registry.traits(channel.type).visitor_tokens:
+        return False
+    live = secrets_of(channel, datetime.now(UTC))
+    return visitors.subject_of(token, live, channel.id) == chat

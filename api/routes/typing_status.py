@@ -14,14 +14,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from api import rate_limit
-from api.channel_auth import secrets_of
-from api.deps import NoNul, Session, authenticate, get_or_none, given_bearer
+from api.channel_auth import is_visitor_of
+from api.deps import NoNul, Session, authenticate, get_or_none
 from api.errors import ApiError
 from api.routes.dialogs import visible_dialog
 from api.typing_hub import MAX_TEXT, Typing, TypingHub
-from channels import registry
 from channels.sender import sender_of
-from channels.webchat import visitors
 from core.line_settings import LineSettings
 from core.models import Channel, Chat, Dialog, Line, Message
 
@@ -45,7 +43,7 @@ async def typing(dialog_id: int, body: TypingBody, request: Request, session: Se
         raise ApiError(404, f"dialog {dialog_id} does not exist")
     settings = LineSettings.model_validate(line.settings)
     now = datetime.now(UTC)
-    if _is_visitor(request, channel, chat):
+    if is_visitor_of(request, channel, chat.external_id):
         rate_limit.check_client_ip(request)
         signal = Typing(
             dialog_id=dialog.id,
@@ -75,12 +73,3 @@ async def typing(dialog_id: int, body: TypingBody, request: Request, session: Se
     hub: TypingHub = request.app.state.typing
     await hub.publish(signal)
     return Response(status_code=204)
-
-
-def _is_visitor(request: Request, channel: Channel, chat: Chat) -> bool:
-    """The request carries the token of the dialog's web chat visitor."""
-    token = given_bearer(request)
-    if token is None or not registry.traits(channel.type).visitor_tokens:
-        return False
-    live = secrets_of(channel, datetime.now(UTC))
-    return visitors.subject_of(token, live, channel.id) == chat.external_id

@@ -21,7 +21,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import mail
@@ -155,16 +155,8 @@ async def _send_replies(
     body = [words["reply_intro"].format(line=line_name), ""]
     body += [message.text for message in messages] + ["", words["outro"]]
     email = _email(settings, address, words["reply_subject"].format(line=line_name), body)
-    try:
-        await mail.send(email, settings)
-    except mail.MailFailed as error:
-        log.warning("replies to chat %s not emailed, will try again: %s", chat_id, error)
-        async with sessions() as session, session.begin():
-            await session.execute(
-                update(Message).where(Message.id.in_(ids)).values(emailed_at=None)
-            )
-        return 0
-    return 1
+    unclaim = update(Message).where(Message.id.in_(ids)).values(emailed_at=None)
+    return await _send_or_unclaim(sessions, settings, email, unclaim, f"replies to chat {chat_id}")
 
 
 async def _send_transcript(
@@ -203,14 +195,26 @@ async def _send_transcript(
         body.append(f"{who}: {message.text}")
     body += ["", words["outro"]]
     email = _email(settings, address, words["transcript_subject"].format(line=line_name), body)
+    unclaim = update(Dialog).where(Dialog.id == dialog_id).values(transcript_sent_at=None)
+    what = f"transcript of dialog {dialog_id}"
+    return await _send_or_unclaim(sessions, settings, email, unclaim, what)
+
+
+async def _send_or_unclaim(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    email: EmailMessage,
+    unclaim: Update,
+    what: str,
+) -> int:
+    """Send the email (1), or, when the server refuses, undo the claim so the next sweep
+    tries again (0)."""
     try:
         await mail.send(email, settings)
     except mail.MailFailed as error:
-        log.warning("transcript of dialog %s not emailed, will try again: %s", dialog_id, error)
+        log.warning("%s not emailed, will try again: %s", what, error)
         async with sessions() as session, session.begin():
-            await session.execute(
-                update(Dialog).where(Dialog.id == dialog_id).values(transcript_sent_at=None)
-            )
+            await session.execute(unclaim)
         return 0
     return 1
 
