@@ -37,21 +37,54 @@ def _dev(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from core import logs, temporal_check
+
     settings = get_settings()
+    logs.setup(settings.log_format)
+    try:
+        asyncio.run(temporal_check.require(settings))
+    except temporal_check.TemporalNotReady as not_ready:
+        print(f"openlines api: {not_ready}", file=sys.stderr)
+        return 2
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_level="info",
+        # JSON lines: uvicorn's loggers pass their records to ours (core.logs).
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
     return 0
 
 
 def _worker(_: argparse.Namespace) -> int:
     import worker
+    from core.temporal_check import TemporalNotReady
 
-    worker.main()
+    try:
+        worker.main()
+    except TemporalNotReady as not_ready:
+        print(f"openlines worker: {not_ready}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _temporal_check(_args: argparse.Namespace) -> int:
+    from core import temporal_check
+
+    settings = get_settings()
+    _client, report = asyncio.run(temporal_check.check(settings))
+    for note in report.notes:
+        print(f"note: {note}")
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if report.problems:
+        return 1
+    print(
+        f"Temporal at {settings.temporal_address}, namespace {settings.temporal_namespace}: "
+        "ready for openlines"
+    )
     return 0
 
 
@@ -158,6 +191,12 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run the Temporal worker").set_defaults(run=_worker)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+    temporal = commands.add_parser("temporal", help="the Temporal cluster").add_subparsers(
+        dest="temporal_command", required=True
+    )
+    temporal.add_parser(
+        "check", help="check the namespace and search attributes; say what to register"
+    ).set_defaults(run=_temporal_check)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True
@@ -186,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as error:  # the environment's settings, read at start
         for problem in error.errors():
             field = ".".join(str(part) for part in problem["loc"])
-            print(f"openlines: invalid setting {field}: {problem['msg']}", file=sys.stderr)
+            what = f"setting {field}" if field else "settings"
+            print(f"openlines: invalid {what}: {problem['msg']}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -23,10 +23,12 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from core import tracing
 from core.backoff import Backoff
 from core.events.dispatch import BATCH as DISPATCH_BATCH
 from core.events.dispatch import dispatch_batch
 from core.inbound import may_hold_contact, rating_reply
+from core.metrics import RELAY_DELIVERIES, RELAY_FAILURES
 from core.models import CLOSED_DIALOG_STATUSES, Dialog, Message, Operator, Outbox
 from core.relay_wakeups import Wakeups
 from core.temporal import start_once
@@ -134,28 +136,41 @@ async def _deliver_in_order(
 ) -> list[int]:
     """Deliver one workflow's rows in order; stop at the first failure so order holds."""
     delivered: list[int] = []
-    for outbox, dialog, message, operator in rows:
+    for row in rows:
+        outbox = row[0]
         try:
-            if dialog is not None and outbox.kind in ("lead", "lead_owner"):
-                await _crm_sync(client, task_queue, outbox, dialog)
-            elif dialog is not None and message is not None and outbox.kind == "deliver":
-                await _channel_delivery(client, task_queue, dialog, message)
-            elif dialog is not None and message is not None and outbox.kind == "rating":
-                await _late_rating(client, task_queue, dialog, message)
-            elif dialog is not None and message is not None:
-                if dialog.status not in CLOSED_DIALOG_STATUSES:
-                    await _client_message(client, task_queue, max_history_events, dialog, message)
-                # else: delivered before (a dialog closes only once its run has seen all its
-                # messages): starting its run again would revive a dialog that has ended.
-            elif dialog is not None:
-                await _signal(client, dialog, outbox.kind)
-            elif operator is not None:
-                await _vacation(client, task_queue, operator)
+            # The span continues the trace of whoever wrote the row (tracing on).
+            with tracing.continued(
+                outbox.trace_context, f"relay {outbox.kind}", **{"openlines.outbox_id": outbox.id}
+            ):
+                await _deliver_row(client, task_queue, max_history_events, row)
         except Exception as error:  # Temporal down, a bad row: tried again on the next round
+            RELAY_FAILURES.labels(outbox.kind).inc()
             log.warning("outbox row %s not delivered yet: %s", outbox.id, error)
             break
+        RELAY_DELIVERIES.labels(outbox.kind).inc()
         delivered.append(outbox.id)
     return delivered
+
+
+async def _deliver_row(client: Client, task_queue: str, max_history_events: int, row: Row) -> None:
+    """Hand one outbox row to its workflow."""
+    outbox, dialog, message, operator = row
+    if dialog is not None and outbox.kind in ("lead", "lead_owner"):
+        await _crm_sync(client, task_queue, outbox, dialog)
+    elif dialog is not None and message is not None and outbox.kind == "deliver":
+        await _channel_delivery(client, task_queue, dialog, message)
+    elif dialog is not None and message is not None and outbox.kind == "rating":
+        await _late_rating(client, task_queue, dialog, message)
+    elif dialog is not None and message is not None:
+        if dialog.status not in CLOSED_DIALOG_STATUSES:
+            await _client_message(client, task_queue, max_history_events, dialog, message)
+        # else: delivered before (a dialog closes only once its run has seen all its
+        # messages): starting its run again would revive a dialog that has ended.
+    elif dialog is not None:
+        await _signal(client, dialog, outbox.kind)
+    elif operator is not None:
+        await _vacation(client, task_queue, operator)
 
 
 async def _client_message(

@@ -6,6 +6,7 @@ shared out between them with row locks (PostgreSQL).
 
 import asyncio
 import compileall
+import contextlib
 import logging
 import signal
 from datetime import timedelta
@@ -27,12 +28,12 @@ from activities.operators import OperatorActivities
 from activities.webhooks import WebhookActivities
 from channels.delivery import DeliveryActivities
 from channels.webchat import emails as visitor_emails
+from core import logs, metrics, temporal_check, tracing, worker_endpoints
 from core.background import in_background
 from core.config import Settings, get_settings
 from core.crm.backends import BuiltinCrm, CrmBackend, backend_for
 from core.db import create_engine, session_factory
 from core.relay_wakeups import Wakeups
-from core.temporal import connect
 from workflows.channel_delivery import ChannelDeliveryWorkflow
 from workflows.crm_sync import CrmSyncWorkflow
 from workflows.dialog import DialogWorkflow
@@ -80,6 +81,8 @@ def build_worker(
         # On shutdown, let running activities finish their transaction instead of cutting it
         # off: a cancelled SQLite transaction can keep the database locked for everyone.
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
+        # Log lines of activities name the dialog they work on (core.logs).
+        interceptors=[logs.DialogIdInterceptor()],
         activities=[
             operators.availability_changed,
             dialogs.enter_queue,
@@ -118,36 +121,52 @@ def compile_workflow_modules() -> None:
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Poll the task queue and relay the outbox until ``stop`` is set."""
+    """Poll the task queue and relay the outbox until ``stop`` is set.
+
+    Fails with ``TemporalNotReady`` before anything starts when the cluster cannot serve
+    openlines (unreachable, no namespace, search attributes missing).
+    """
     compile_workflow_modules()
-    client = await connect(settings)
+    runtime, sdk_metrics_url = (None, None)
+    if settings.worker_port is not None:
+        runtime, sdk_metrics_url = worker_endpoints.runtime_with_metrics()
+    client = await temporal_check.require(settings, runtime)
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
+    readiness = worker_endpoints.Readiness()
     try:
-        async with (
-            httpx.AsyncClient(timeout=CRM_HTTP_TIMEOUT_S) as http,
-            build_worker(
-                client, settings.task_queue, sessions, settings, backend_for(settings, http)
-            ),
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.worker_port is not None:
+                await stack.enter_async_context(
+                    worker_endpoints.serving(
+                        settings.worker_host, settings.worker_port, readiness, sdk_metrics_url
+                    )
+                )
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=CRM_HTTP_TIMEOUT_S))
+            await stack.enter_async_context(
+                build_worker(
+                    client, settings.task_queue, sessions, settings, backend_for(settings, http)
+                )
+            )
             log.info(
                 "worker polling task queue %r on %s (namespace %s)",
                 settings.task_queue,
                 settings.temporal_address,
                 settings.temporal_namespace,
             )
-            async with (
-                Wakeups(settings.resolved_database_url).listening() as wakeups,
-                in_background(visitor_emails.run(sessions, settings, stop)),
+            wakeups = await stack.enter_async_context(
+                Wakeups(settings.resolved_database_url).listening()
+            )
+            for chore in (
+                visitor_emails.run(sessions, settings, stop),
+                metrics.keep_sampling(sessions, stop),
             ):
-                await relay.run(
-                    sessions,
-                    client,
-                    settings.task_queue,
-                    stop,
-                    settings.max_history_events,
-                    wakeups,
-                )
+                await stack.enter_async_context(in_background(chore))
+            readiness.ready = True
+            await relay.run(
+                sessions, client, settings.task_queue, stop, settings.max_history_events, wakeups
+            )
+            readiness.ready = False  # draining: no new pod should count on this one
     finally:
         await engine.dispose()
     log.info("worker stopped")
@@ -155,14 +174,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     """Run until SIGINT or SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+    logs.setup(settings.log_format)
+    tracing.setup("openlines-worker")
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(get_settings(), stop)
+        await serve(settings, stop)
 
     asyncio.run(run())
 

@@ -18,6 +18,7 @@ from core.crm import forwarding, leads
 from core.events.publish import record, recorded
 from core.inbound import message_created
 from core.line_settings import LineSettings
+from core.metrics import HANDOVERS
 from core.models import CLOSED_DIALOG_STATUSES, Chat, Dialog, Line, Message, Operator
 from core.worktime import is_working_time
 from workflows.models import (
@@ -189,10 +190,15 @@ class DialogActivities:
     async def hand_over(self, request: RoutingRequest) -> Routing:
         """Nobody accepted in time: the offer moves on by the line's distribution mode."""
         async with self._locked(request.dialog_id) as (session, dialog, settings):
-            if dialog.operator_id is None and dialog.offered_at == request.offered_at:
+            line_id = dialog.line_id
+            moved = dialog.operator_id is None and dialog.offered_at == request.offered_at
+            if moved:
                 routing.withdraw_offer(dialog, request.at)
                 await routing.serve_queue(session, dialog, settings, request.at)
-            return await routing_of(session, dialog, settings, request.at)
+            now_routed = await routing_of(session, dialog, settings, request.at)
+        if moved:  # committed
+            HANDOVERS.labels(line_id).inc()
+        return now_routed
 
     @activity.defn
     async def accept(self, action: OperatorAction) -> ActionOutcome:

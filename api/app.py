@@ -40,6 +40,7 @@ from channels.telegram import endpoints as telegram_endpoints
 from channels.webchat import endpoints as webchat_endpoints
 from channels.webchat import live as webchat_live
 from channels.webchat import pages as webchat_pages
+from core import tracing
 from core.config import Settings, get_settings
 from core.db import create_engine, session_factory
 
@@ -49,6 +50,7 @@ log = logging.getLogger("openlines.api")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the engine opens at startup and closes at shutdown."""
     settings = settings or get_settings()
+    tracing.setup("openlines-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     metrics.install(app)
+    tracing.instrument_app(app)
     for module in (
         service,
         operators,

@@ -27,6 +27,7 @@ from channels.webhook.signing import live_secrets
 from core.config import Settings
 from core.events.publish import record
 from core.line_settings import LineSettings
+from core.metrics import SENDS
 from core.models import NOTE, Channel, Chat, Dialog, Line, Message, Outbox
 
 # Statuses past sending: a message in one of them is not sent again by a retried attempt.
@@ -56,6 +57,7 @@ class DeliveryFailure(BaseModel):
 
 @dataclass(frozen=True)
 class _Parcel:
+    channel_type: str
     connector: Connector
     target: Target
     outgoing: Outgoing
@@ -85,11 +87,14 @@ class DeliveryActivities:
         except DeliveryError as error:
             if error.permanent:
                 await self._finish(message_id, "failed", error.reason)
+                SENDS.labels(parcel.channel_type, "failed").inc()
                 return "failed"
             await self._finish(message_id, "pending", error.reason)
+            SENDS.labels(parcel.channel_type, "retry").inc()
             delay = timedelta(seconds=error.retry_after) if error.retry_after else None
             raise ApplicationError(error.reason, next_retry_delay=delay) from None
         await self._finish(message_id, "sent", None, sent)
+        SENDS.labels(parcel.channel_type, "sent").inc()
         return "sent"
 
     @activity.defn
@@ -151,7 +156,7 @@ class DeliveryActivities:
             ),
             allow_private=self._settings.webhook_allow_private,
         )
-        return _Parcel(connector, target, outgoing)
+        return _Parcel(channel.type, connector, target, outgoing)
 
     async def _finish(
         self, message_id: int, status: str, error: str | None, sent: Sent | None = None

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Fewer characters than this and a bootstrap admin key is refused (``openlines dev`` makes 41).
@@ -32,6 +32,28 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "openlines"
+    temporal_tls: bool = Field(
+        False,
+        description=(
+            "Connect to Temporal over TLS; on by itself when a CA, client certificate, server "
+            "name or API key is set"
+        ),
+    )
+    temporal_tls_ca: Path | None = Field(
+        None, description="PEM file of the CA that signed the Temporal frontend's certificate"
+    )
+    temporal_tls_cert: Path | None = Field(
+        None, description="PEM file of this client's certificate (mutual TLS)"
+    )
+    temporal_tls_key: Path | None = Field(
+        None, description="PEM file of this client's private key (mutual TLS)"
+    )
+    temporal_tls_server_name: str | None = Field(
+        None, description="Name the frontend's certificate must carry, if not the address's host"
+    )
+    temporal_api_key: SecretStr | None = Field(
+        None, description="API key sent to Temporal (Temporal Cloud); implies TLS"
+    )
     temporal_call_timeout: float = Field(
         10.0,
         gt=0,
@@ -133,6 +155,16 @@ class Settings(BaseSettings):
         le=65535,
         description="Serve /metrics on this port (on api_host) instead of the API's own",
     )
+    worker_host: str = Field("127.0.0.1", description="Bind address of the worker's port")
+    worker_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="The worker serves /metrics, /healthz and /readyz on this port; unset, none",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object per log line, with trace and workflow ids"
+    )
     temporal_port: int = Field(7233, ge=1, le=65535, description="gRPC port of the dev server")
     temporal_ui_port: int = Field(8233, ge=1, le=65535, description="UI port of the dev server")
 
@@ -155,6 +187,23 @@ class Settings(BaseSettings):
                 f"characters, not a sample config's placeholder; make one with: {MAKE_A_KEY}"
             )
         return value
+
+    @field_validator("temporal_tls_ca", "temporal_tls_cert", "temporal_tls_key")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        """A TLS file that cannot be read fails at start, naming the file."""
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> "Settings":
+        """A client certificate is useless without its key, and the other way round."""
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "OPENLINES_TEMPORAL_TLS_CERT and OPENLINES_TEMPORAL_TLS_KEY go together"
+            )
+        return self
 
     @field_validator("secret_key", mode="before")
     @classmethod

@@ -3,12 +3,8 @@
 from typing import Any
 
 from sqlalchemy import event, make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 CONNECT_TIMEOUT_S = 5
 """PostgreSQL: a connection attempt gives up after this (the request answers 503)."""
@@ -32,9 +28,12 @@ def create_engine(
 
     ``read_only`` (SQLite): plain deferred ``BEGIN`` and ``query_only``, for reads that must
     not queue behind writers or hold them up (WAL lets them read a snapshot meanwhile).
+
+    The constructor is looked up on its module at each call, so the one that tracing
+    (``core.tracing``) instruments is the one used.
     """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = sqlalchemy_asyncio.create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,7 +54,7 @@ def create_engine(
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
     if statement_timeout_s is not None:
         connect_args["options"] = f"-c statement_timeout={statement_timeout_s * 1000}"
-    return create_async_engine(
+    return sqlalchemy_asyncio.create_async_engine(
         url,
         pool_pre_ping=True,
         pool_size=10,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from core import tracing
 from core.secrets_at_rest import EncryptedString, SecretsInJson
 from workflows.models import FINAL_STATUSES, Status
 
@@ -346,6 +347,11 @@ class Outbox(Base):
     # A relay is delivering the row until then (see relay.py).
     claimed_until: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+    # The W3C traceparent of the span that wrote the row (tracing on), so the relay's
+    # delivery continues that trace; None with tracing off.
+    trace_context: Mapped[str | None] = mapped_column(
+        String(55), default=tracing.current_traceparent
+    )
 
 
 class ApiKey(Base):

