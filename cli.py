@@ -5,7 +5,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import get_args
+from typing import NoReturn, get_args
 
 from pydantic import ValidationError
 
@@ -45,7 +45,7 @@ def _api(args: argparse.Namespace) -> int:
         asyncio.run(temporal_check.require(settings))
     except temporal_check.TemporalNotReady as not_ready:
         print(f"openlines api: {not_ready}", file=sys.stderr)
-        return 2
+        _leave(2)
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -66,7 +66,7 @@ def _worker(_: argparse.Namespace) -> int:
         worker.main()
     except TemporalNotReady as not_ready:
         print(f"openlines worker: {not_ready}", file=sys.stderr)
-        return 2
+        _leave(2)
     return 0
 
 
@@ -80,12 +80,24 @@ def _temporal_check(_args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(f"problem: {problem}", file=sys.stderr)
     if report.problems:
-        return 1
+        _leave(1)
     print(
         f"Temporal at {settings.temporal_address}, namespace {settings.temporal_namespace}: "
         "ready for openlines"
     )
-    return 0
+    _leave(0)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit at once, after a short-lived use of the Temporal client.
+
+    The SDK's Rust threads can outlive the event loop, and a normal interpreter shutdown then
+    aborts the process ("PyGILState_Release ... must be current", temporalio/sdk-python#300),
+    turning a clear exit code into 134. Nothing is left to clean up here.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _migrate(_: argparse.Namespace) -> int:

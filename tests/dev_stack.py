@@ -7,11 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import empty_postgres_database, free_port
 
 STARTED = "openlines is running"
 
@@ -83,3 +85,13 @@ class Stack:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
+
+
+@asynccontextmanager
+async def stack_database(kind: str) -> AsyncIterator[dict[str, str]]:
+    """A stack's database settings: its own SQLite file, or a new PostgreSQL database."""
+    if kind == "sqlite":
+        yield {}
+        return
+    async with empty_postgres_database() as url:
+        yield {"OPENLINES_DATABASE_URL": url}

@@ -20,7 +20,7 @@ from core.config import Settings
 from core.db import create_engine, session_factory
 from core.migrate import alembic_config
 from core.models import ApiKey, Base, Bot
-from tests.conftest import client_for, empty_postgres_database
+from tests.conftest import client_for, empty_postgres_database, free_port
 
 OPENLINES = Path(sys.executable).parent / "openlines"  # the console script of this install
 
@@ -219,3 +219,31 @@ async def test_a_bootstrap_admin_key_is_warned_about_while_set(
     assert "OPENLINES_BOOTSTRAP_ADMIN_KEY is set" in caplog.text
     assert settings.bootstrap_admin_key is not None
     assert settings.bootstrap_admin_key.get_secret_value() not in caplog.text
+
+
+def test_the_api_and_the_worker_stop_at_start_when_temporal_cannot_be_reached(tmp_path: Path):
+    database = f"sqlite+aiosqlite:///{tmp_path / 'openlines.db'}"
+    nowhere = {"OPENLINES_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    for command in ("api", "worker"):
+        result = openlines_with(database, tmp_path, nowhere, command)
+        assert result.returncode == 2, result.stderr
+        assert f"openlines {command}: cannot reach Temporal at 127.0.0.1:" in result.stderr
+        assert "OPENLINES_TEMPORAL_ADDRESS" in result.stderr
+        assert "Traceback" not in result.stderr
+    checked = openlines_with(database, tmp_path, nowhere, "temporal", "check")
+    assert checked.returncode == 1
+    assert checked.stderr.startswith("problem: cannot reach Temporal")
+
+
+def test_a_client_certificate_needs_its_key(tmp_path: Path):
+    database = f"sqlite+aiosqlite:///{tmp_path / 'openlines.db'}"
+    (tmp_path / "client.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    alone = {"OPENLINES_TEMPORAL_TLS_CERT": str(tmp_path / "client.pem")}
+    result = openlines_with(database, tmp_path, alone, "temporal", "check")
+    assert result.returncode == 2
+    assert "OPENLINES_TEMPORAL_TLS_CERT and OPENLINES_TEMPORAL_TLS_KEY go together" in result.stderr
+    missing = {"OPENLINES_TEMPORAL_TLS_CA": str(tmp_path / "nope.pem")}
+    result = openlines_with(database, tmp_path, missing, "temporal", "check")
+    assert result.returncode == 2
+    assert "invalid setting temporal_tls_ca" in result.stderr
+    assert "nope.pem is not a readable file" in result.stderr

@@ -11,35 +11,22 @@ beyond JSON Schema is in tests/schemathesis_hooks.py.
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.channels.telegram_fake import FakeTelegram
-from tests.conftest import empty_postgres_database
-from tests.dev_stack import Stack
+from tests.dev_stack import Stack, stack_database
 
 # Examples per operation and phase: enough to reach every operation's rules in CI's time.
 EXAMPLES = int(os.environ.get("OPENLINES_SCHEMATHESIS_EXAMPLES", "10"))
 SEED = os.environ.get("OPENLINES_SCHEMATHESIS_SEED", "20261202")  # "random" for a new one
 
 
-@asynccontextmanager
-async def database(kind: str) -> AsyncIterator[dict[str, str]]:
-    """The stack's database settings: its own SQLite file, or a new PostgreSQL database."""
-    if kind == "sqlite":
-        yield {}
-        return
-    async with empty_postgres_database() as url:
-        yield {"OPENLINES_DATABASE_URL": url}
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 async def test_schemathesis_finds_nothing(kind: str, tmp_path: Path, telegram_fake: FakeTelegram):
     telegram_fake.any_token = True
-    async with database(kind) as settings:
+    async with stack_database(kind) as settings:
         stack = Stack(
             tmp_path / "data",
             env={
