@@ -138,6 +138,14 @@ async def test_one_trace_spans_inbound_post_relay_workflow_activity_and_send(
     assert -1 not in positions, f"{expected[positions.index(-1)]} is not in the chain {names}"
     assert positions == sorted(positions), names
     assert chain[0] == post and post.parent_id == "", "the client's POST begins the trace"
+    # The database work of both processes is in the trace too.
+    for service in ("openlines-api", "openlines-worker"):
+        statements = [
+            s
+            for s in collected.spans
+            if s.trace_id == post.trace_id and s.service == service and "db.system" in s.attributes
+        ]
+        assert statements, f"no SQL statement of {service} in the trace"
     # The workflow runs themselves: marks under the signal that started each.
     for workflow in ("DialogWorkflow", "ChannelDeliveryWorkflow"):
         started = chain[names.index(("openlines-worker", f"SignalWithStartWorkflow:{workflow}"))]
