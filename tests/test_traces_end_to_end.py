@@ -11,6 +11,9 @@ before it.
 import asyncio
 import gzip
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -200,3 +203,20 @@ def _ancestors(spans: list[Span], span: Span) -> list[Span]:
         assert parent is not None, f"the parent of {chain[-1]} was not exported"
         chain.append(parent)
     return chain[::-1]
+
+
+def test_without_an_endpoint_no_tracing_code_is_loaded() -> None:
+    """Off means free: no SDK, exporter or instrumentation in the API's or worker's process
+    (FastAPI itself imports the small OpenTelemetry API package)."""
+    program = (
+        "import sys; from api.app import create_app; import worker; create_app(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', "
+        "'opentelemetry.exporter', 'opentelemetry.instrumentation', "
+        "'temporalio.contrib.opentelemetry'))))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    loaded = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
