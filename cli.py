@@ -61,11 +61,12 @@ def _api(args: argparse.Namespace) -> int:
 def _worker(_: argparse.Namespace) -> int:
     import worker
     from core.temporal_check import TemporalNotReady
+    from core.worker_endpoints import PortUnavailable
 
     try:
         worker.main()
-    except TemporalNotReady as not_ready:
-        print(f"openlines worker: {not_ready}", file=sys.stderr)
+    except (TemporalNotReady, PortUnavailable) as cannot_start:
+        print(f"openlines worker: {cannot_start}", file=sys.stderr)
         _leave(2)
     return 0
 

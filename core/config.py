@@ -1,5 +1,6 @@
 """Server configuration: every knob is an ``OPENLINES_*`` environment variable."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -192,7 +193,7 @@ class Settings(BaseSettings):
     @classmethod
     def _readable_file(cls, value: Path | None) -> Path | None:
         """A TLS file that cannot be read fails at start, naming the file."""
-        if value is not None and not value.is_file():
+        if value is not None and not (value.is_file() and os.access(value, os.R_OK)):
             raise ValueError(f"{value} is not a readable file")
         return value
 

@@ -6,6 +6,7 @@ do, instead of dialogs failing one by one later.
 """
 
 import asyncio
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.config import Settings
-from core.temporal import connect
+from core.temporal import connect, tls_config
 from workflows import search_attributes
 
 # Names the `temporal` CLI gives the types (its --type flag).
@@ -55,7 +56,7 @@ async def check(settings: Settings, runtime: Runtime | None = None) -> tuple[Cli
         client = await asyncio.wait_for(
             connect(settings, runtime), timeout=settings.temporal_call_timeout
         )
-    except (RuntimeError, TimeoutError) as error:
+    except (RuntimeError, TimeoutError, OSError) as error:  # OSError: a TLS file unreadable
         report.problems.append(
             f"cannot reach Temporal at {settings.temporal_address}: "
             f"{str(error) or 'no answer in time'}. Check OPENLINES_TEMPORAL_ADDRESS and, for "
@@ -72,7 +73,7 @@ async def check(settings: Settings, runtime: Runtime | None = None) -> tuple[Cli
             report.problems.append(
                 f"namespace {settings.temporal_namespace!r} does not exist on "
                 f"{settings.temporal_address}; create it: temporal operator namespace create "
-                f"--address {settings.temporal_address} {settings.temporal_namespace}"
+                f"{_connection_flags(settings)} {settings.temporal_namespace}"
             )
         else:
             report.problems.append(f"cannot describe the namespace on {where}: {error.message}")
@@ -107,9 +108,28 @@ async def _check_search_attributes(client: Client, settings: Settings, report: R
         report.problems.append(
             f"search attributes missing in namespace {settings.temporal_namespace!r}: "
             f"{', '.join(key.name for key in missing)}; register them: temporal operator "
-            f"search-attribute create --address {settings.temporal_address} --namespace "
+            f"search-attribute create {_connection_flags(settings)} --namespace "
             f"{settings.temporal_namespace} {_flags(missing)}"
         )
+
+
+def _connection_flags(settings: Settings) -> str:
+    """The ``temporal`` CLI's flags that reach the cluster as openlines does (the API key by
+    its variable, never its value)."""
+    flags = [f"--address {settings.temporal_address}"]
+    if tls_config(settings) is not False:
+        flags.append("--tls")
+    for flag, value in (
+        ("--tls-ca-path", settings.temporal_tls_ca),
+        ("--tls-cert-path", settings.temporal_tls_cert),
+        ("--tls-key-path", settings.temporal_tls_key),
+        ("--tls-server-name", settings.temporal_tls_server_name),
+    ):
+        if value is not None:
+            flags.append(f"{flag} {shlex.quote(str(value))}")
+    if settings.temporal_api_key is not None:
+        flags.append('--api-key "$OPENLINES_TEMPORAL_API_KEY"')
+    return " ".join(flags)
 
 
 def _flags(keys: Sequence[SearchAttributeKey[Any]]) -> str:

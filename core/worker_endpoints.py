@@ -9,6 +9,7 @@ loopback here; ``/metrics`` appends them, so a scraper sees one target per worke
 ``/readyz`` answers 200 only while the worker polls its task queue.
 """
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
@@ -21,8 +22,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-
-from core.background import in_background
 
 
 class Readiness:
@@ -81,17 +80,34 @@ def app(readiness: Readiness, sdk_metrics_url: str | None) -> Starlette:
     )
 
 
+class PortUnavailable(Exception):
+    """The worker's port cannot be bound (taken, or not an address of this host)."""
+
+
 @contextlib.asynccontextmanager
 async def serving(
     host: str, port: int, readiness: Readiness, sdk_metrics_url: str | None
 ) -> AsyncIterator[None]:
     """Serve the port for the duration of the block."""
-    config = uvicorn.Config(
-        app(readiness, sdk_metrics_url), host=host, port=port, log_level="warning", lifespan="on"
-    )
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        raise PortUnavailable(
+            f"cannot serve /metrics and probes on {host}:{port} (OPENLINES_WORKER_HOST, "
+            f"OPENLINES_WORKER_PORT): {error.strerror}"
+        ) from None
+    config = uvicorn.Config(app(readiness, sdk_metrics_url), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     # SIGTERM and SIGINT belong to the worker, which drains before it stops; uvicorn would
     # take them over (and raise them again on its way out).
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    async with in_background(server.serve()):
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
         yield
+    finally:
+        server.should_exit = True  # a clean stop: open scrapes finish, the lifespan ends
+        await serving
+        listening.close()
