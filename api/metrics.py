@@ -19,6 +19,9 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram("openlines_http_request_seconds", "HTTP request duration", ["method", "route"])
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Event streams last as long as their client stays: counted, but not timed, so they do not
+# bury the request latencies.
+STREAMS = frozenset({"/v1/events", "/v1/webchat/{code}/events"})
 
 
 class RequestMetrics:
@@ -47,7 +50,8 @@ class RequestMetrics:
             template = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"] if scope["method"] in METHODS else "other"
             REQUESTS.labels(method, template, str(status)).inc()
-            LATENCY.labels(method, template).observe(time.perf_counter() - started)
+            if template not in STREAMS:
+                LATENCY.labels(method, template).observe(time.perf_counter() - started)
 
 
 def install(app: FastAPI) -> None:

@@ -13,8 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import generate_latest
 from temporalio.testing import WorkflowEnvironment
 
+from api import metrics
 from api.app import create_app
 from core.config import Settings
 from core.temporal_dev_server import find_binary
@@ -193,3 +195,24 @@ async def test_metrics_can_move_to_their_own_port(tmp_path: Path):
     assert on_the_api.status_code == 404
     assert scraped.status_code == 200
     assert requests_counted(scraped.text, "GET", "/healthz", 200) >= 1
+
+
+async def test_event_streams_are_counted_but_not_timed():
+    """A stream lasts as long as its client stays; timing it would bury the request
+    latencies of the dashboard and the alerts."""
+    app = FastAPI()
+    metrics.install(app)
+
+    @app.get("/v1/events")
+    async def stream() -> dict[str, str]:
+        return {}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        before = generate_latest().decode()
+        assert (await client.get("/v1/events")).status_code == 200
+        after = generate_latest().decode()
+    assert requests_counted(after, "GET", "/v1/events", 200) == (
+        requests_counted(before, "GET", "/v1/events", 200) + 1
+    )
+    assert 'openlines_http_request_seconds_count{method="GET",route="/v1/events"}' not in after

@@ -5,8 +5,8 @@ run as printed, makes the namespace ready."""
 import asyncio
 import shlex
 import uuid
-from datetime import timedelta
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.testing import WorkflowEnvironment
 
@@ -22,7 +22,7 @@ async def test_missing_search_attributes_are_named_with_the_command_that_registe
     namespace = f"bare-{uuid.uuid4().hex[:8]}"
     await temporal.client.workflow_service.register_namespace(
         RegisterNamespaceRequest(
-            namespace=namespace, workflow_execution_retention_period=timedelta(days=1)
+            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
         )
     )
     settings = Settings(temporal_address=address, temporal_namespace=namespace)
