@@ -5,20 +5,17 @@ shared out between them with row locks (PostgreSQL).
 """
 
 import asyncio
-import compileall
 import contextlib
 import logging
 import signal
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import relay
-import workflows
 from activities.auto_replies import AutoReplyActivities
 from activities.chat_tracker import ChatTrackerActivities
 from activities.crm import CrmActivities
@@ -83,6 +80,12 @@ def build_worker(
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
         # Log lines of activities name the dialog they work on (core.logs).
         interceptors=[logs.DialogIdInterceptor()],
+        # No sandbox: it re-imported each workflow's modules for every run and proxied their
+        # standard library, about a third of the worker's CPU per dialog (BENCHMARKS.md).
+        # Determinism is kept by tests instead: tests/workflows/test_determinism_lint.py
+        # forbids I/O, clocks, randomness and shared state in workflows/, and the stored
+        # histories replay in the sandbox (tests/workflows/test_replay.py).
+        workflow_runner=UnsandboxedWorkflowRunner(),
         activities=[
             operators.availability_changed,
             dialogs.enter_queue,
@@ -110,30 +113,19 @@ def build_worker(
     )
 
 
-def compile_workflow_modules() -> None:
-    """Write the bytecode of ``workflows/`` even where PYTHONDONTWRITEBYTECODE is set (as in
-    many container images): the sandbox imports a workflow's module afresh for every run, and
-    without bytecode each run compiles the module from source again, which cost the worker
-    about a tenth of its CPU under load."""
-    folder = Path(workflows.__file__).parent
-    if not compileall.compile_dir(folder, maxlevels=0, quiet=2):
-        log.warning("could not write bytecode in %s; workflow runs compile their module", folder)
-
-
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Poll the task queue and relay the outbox until ``stop`` is set.
 
     Fails with ``TemporalNotReady`` before anything starts when the cluster cannot serve
     openlines (unreachable, no namespace, search attributes missing).
     """
-    compile_workflow_modules()
     runtime, sdk_metrics_url = (None, None)
     if settings.worker_port is not None:
         runtime, sdk_metrics_url = worker_endpoints.runtime_with_metrics()
     client = await temporal_check.require(settings, runtime)
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
-    readiness = worker_endpoints.Readiness()
+    readiness = worker_endpoints.Readiness(stop)
     try:
         async with contextlib.AsyncExitStack() as stack:
             if settings.worker_port is not None:
@@ -143,7 +135,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                     )
                 )
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=CRM_HTTP_TIMEOUT_S))
-            await stack.enter_async_context(
+            polling = await stack.enter_async_context(
                 build_worker(
                     client, settings.task_queue, sessions, settings, backend_for(settings, http)
                 )
@@ -162,11 +154,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 metrics.keep_sampling(sessions, stop),
             ):
                 await stack.enter_async_context(in_background(chore))
-            readiness.ready = True
+            readiness.worker = polling
             await relay.run(
                 sessions, client, settings.task_queue, stop, settings.max_history_events, wakeups
             )
-            readiness.ready = False  # draining: no new pod should count on this one
     finally:
         await engine.dispose()
     log.info("worker stopped")

@@ -19,6 +19,7 @@ While the database is down the feed logs once and waits longer between tries (do
 """
 
 import asyncio
+import contextvars
 import logging
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -99,7 +100,11 @@ class EventFeed:
             i: until for i in range(max(1, newest - MAX_GAPS + 1), newest) if i not in recent
         }
         self._cursor = newest
-        self._task = asyncio.create_task(self._run(), name="event-feed")
+        # A context of its own: started inside the first subscriber's request, the task
+        # would otherwise carry that request's trace (and its spans) for the process's life.
+        self._task = asyncio.create_task(
+            self._run(), name="event-feed", context=contextvars.Context()
+        )
 
     async def _run(self) -> None:
         backoff = Backoff(log, "event feed", first_s=POLL_S, most_s=MAX_BACKOFF_S)

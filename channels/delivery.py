@@ -87,14 +87,12 @@ class DeliveryActivities:
         except DeliveryError as error:
             if error.permanent:
                 await self._finish(message_id, "failed", error.reason)
-                SENDS.labels(parcel.channel_type, "failed").inc()
                 return "failed"
             await self._finish(message_id, "pending", error.reason)
             SENDS.labels(parcel.channel_type, "retry").inc()
             delay = timedelta(seconds=error.retry_after) if error.retry_after else None
             raise ApplicationError(error.reason, next_retry_delay=delay) from None
         await self._finish(message_id, "sent", None, sent)
-        SENDS.labels(parcel.channel_type, "sent").inc()
         return "sent"
 
     @activity.defn
@@ -162,7 +160,8 @@ class DeliveryActivities:
         self, message_id: int, status: str, error: str | None, sent: Sent | None = None
     ) -> None:
         """Write an attempt's outcome, unless the message is final already; a final outcome
-        is told as ``message.delivered`` or ``message.failed``."""
+        is told as ``message.delivered`` or ``message.failed``, and counted (once committed)
+        in ``openlines_outbound_sends_total``."""
         async with self._sessions() as session, session.begin():
             message = await session.get(Message, message_id, with_for_update=True)
             assert message is not None
@@ -175,6 +174,7 @@ class DeliveryActivities:
                 return
             dialog = await session.get(Dialog, message.dialog_id)
             assert dialog is not None
+            channel_type = dialog.channel_type
             operator_ids = [dialog.operator_id] if dialog.operator_id else []
             record(
                 session,
@@ -186,6 +186,7 @@ class DeliveryActivities:
             )
             if status == "failed":
                 await _note_failure(session, message, error or "unknown error", operator_ids)
+        SENDS.labels(channel_type, status).inc()
 
 
 async def _note_failure(

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import get_args
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.models import CLOSED_DIALOG_STATUSES, Dialog, Outbox
+from workflows.models import Status
 
 log = logging.getLogger("openlines.metrics")
 
@@ -40,22 +42,33 @@ SENDS = Counter(
     "Attempts to send a message to a client: sent, failed (for good) or retry",
     ["channel", "status"],
 )
-OUTBOX_BACKLOG = Gauge("openlines_outbox_backlog", "Outbox rows not yet delivered")
+OUTBOX_BACKLOG = Gauge("openlines_outbox_backlog", "Outbox rows not yet delivered", registry=None)
 OUTBOX_AGE = Gauge(
-    "openlines_outbox_oldest_age_seconds", "Age of the oldest undelivered outbox row (0: none)"
+    "openlines_outbox_oldest_age_seconds",
+    "Age of the oldest undelivered outbox row (0: none)",
+    registry=None,
 )
 QUEUE_LENGTH = Gauge(
-    "openlines_queue_length", "Dialogs of a line waiting for an operator", ["line"]
+    "openlines_queue_length", "Dialogs of a line waiting for an operator", ["line"], registry=None
 )
 QUEUE_OLDEST_WAIT = Gauge(
     "openlines_queue_oldest_wait_seconds",
     "How long the longest-waiting dialog of a line has waited for an operator",
     ["line"],
+    registry=None,
 )
 KPI_OVERDUE = Gauge(
-    "openlines_kpi_overdue_dialogs", "Open dialogs of a line past an answer-time KPI", ["line"]
+    "openlines_kpi_overdue_dialogs",
+    "Open dialogs of a line past an answer-time KPI",
+    ["line"],
+    registry=None,
 )
 
+# Registered by the process that samples them (the worker): an API would export zeros.
+SAMPLED = (OUTBOX_BACKLOG, OUTBOX_AGE, QUEUE_LENGTH, QUEUE_OLDEST_WAIT, KPI_OVERDUE)
+
+# Statuses a dialog is open in (listed, so the status index serves the query).
+OPEN_STATUSES = tuple(s for s in get_args(Status) if s not in CLOSED_DIALOG_STATUSES)
 # Waiting for an operator: not taken by one (nor by a bot), and not ended.
 WAITING_STATUSES = ("new", "queued")
 SAMPLE_EVERY_S = 15.0
@@ -86,7 +99,7 @@ async def sample(sessions: async_sessionmaker[AsyncSession]) -> None:
         overdue = (
             await session.execute(
                 select(Dialog.line_id, func.count())
-                .where(Dialog.kpi_overdue > 0, Dialog.status.not_in(CLOSED_DIALOG_STATUSES))
+                .where(Dialog.kpi_overdue > 0, Dialog.status.in_(OPEN_STATUSES))
                 .group_by(Dialog.line_id)
             )
         ).all()
@@ -100,7 +113,13 @@ async def sample(sessions: async_sessionmaker[AsyncSession]) -> None:
 async def keep_sampling(
     sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, every_s: float = SAMPLE_EVERY_S
 ) -> None:
-    """``sample`` every ``every_s`` until ``stop``; a failed sample leaves the last values."""
+    """``sample`` every ``every_s`` until ``stop``; a failed sample leaves the last values.
+
+    The gauges join this process's ``/metrics`` from the first round on.
+    """
+    for gauge in SAMPLED:
+        with contextlib.suppress(ValueError):  # registered by an earlier call (tests)
+            REGISTRY.register(gauge)
     while not stop.is_set():
         try:
             await sample(sessions)

@@ -14,6 +14,20 @@ from core import tracing
 from core.config import Settings
 
 
+def tls_enabled(settings: Settings) -> bool:
+    """Whether the connection uses TLS: asked for, or implied by a TLS setting or an API key."""
+    return settings.temporal_tls or any(
+        value is not None
+        for value in (
+            settings.temporal_tls_ca,
+            settings.temporal_tls_cert,
+            settings.temporal_tls_key,
+            settings.temporal_tls_server_name,
+            settings.temporal_api_key,
+        )
+    )
+
+
 def tls_config(settings: Settings) -> TLSConfig | bool:
     """TLS as the settings ask: off, on with the system's CAs, or with our own files."""
     files = TLSConfig(
@@ -24,7 +38,7 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
     if files != TLSConfig():
         return files
-    return settings.temporal_tls or settings.temporal_api_key is not None
+    return tls_enabled(settings)
 
 
 def _read(path: Path | None) -> bytes | None:

@@ -9,6 +9,7 @@ import asyncio
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -20,7 +21,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.config import Settings
-from core.temporal import connect, tls_config
+from core.temporal import connect, tls_enabled
 from workflows import search_attributes
 
 # Names the `temporal` CLI gives the types (its --type flag).
@@ -66,14 +67,15 @@ async def check(settings: Settings, runtime: Runtime | None = None) -> tuple[Cli
         return None, report
     try:
         await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace),
+            timeout=timedelta(seconds=settings.temporal_call_timeout),
         )
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             report.problems.append(
                 f"namespace {settings.temporal_namespace!r} does not exist on "
                 f"{settings.temporal_address}; create it: temporal operator namespace create "
-                f"{_connection_flags(settings)} {settings.temporal_namespace}"
+                f"{_connection_flags(settings)} --namespace {settings.temporal_namespace}"
             )
         else:
             report.problems.append(f"cannot describe the namespace on {where}: {error.message}")
@@ -85,7 +87,8 @@ async def check(settings: Settings, runtime: Runtime | None = None) -> tuple[Cli
 async def _check_search_attributes(client: Client, settings: Settings, report: Report) -> None:
     try:
         listed = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=settings.temporal_namespace)
+            ListSearchAttributesRequest(namespace=settings.temporal_namespace),
+            timeout=timedelta(seconds=settings.temporal_call_timeout),
         )
     except RPCError as error:  # an API key without operator rights, say
         report.notes.append(
@@ -117,7 +120,7 @@ def _connection_flags(settings: Settings) -> str:
     """The ``temporal`` CLI's flags that reach the cluster as openlines does (the API key by
     its variable, never its value)."""
     flags = [f"--address {settings.temporal_address}"]
-    if tls_config(settings) is not False:
+    if tls_enabled(settings):
         flags.append("--tls")
     for flag, value in (
         ("--tls-ca-path", settings.temporal_tls_ca),

@@ -12,8 +12,10 @@ name (``OTEL_SERVICE_NAME``; ``openlines-api`` or ``openlines-worker`` by defaul
 import atexit
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -49,14 +51,19 @@ def setup(service_name: str) -> bool:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased
 
     # Resource.create lets OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the default.
     defaults = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
-    provider = TracerProvider(resource=Resource.create(defaults))
+    provider = TracerProvider(
+        resource=Resource.create(defaults), sampler=ParentBased(root=_no_lone_client_spans())
+    )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     atexit.register(provider.shutdown)  # sends the spans still batched
-    HTTPXClientInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument(
+        request_hook=_redact_url, async_request_hook=_redact_url_async
+    )
     # Its declared range ends below SQLAlchemy 2.1, which it traces well all the same
     # (tests/test_traces_end_to_end.py finds both processes' statements in the trace).
     SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
@@ -70,7 +77,10 @@ def instrument_app(app: "FastAPI") -> None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=_UNTRACED_PATHS)
+    # Not a span per ASGI message: an event stream would make one per event sent.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=_UNTRACED_PATHS, exclude_spans=["receive", "send"]
+    )
 
 
 def temporal_interceptors() -> list["Interceptor"]:
@@ -90,10 +100,10 @@ def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, to store beside work done later."""
     if not _enabled:
         return None
-    from opentelemetry.propagate import inject
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     carrier: dict[str, str] = {}
-    inject(carrier)
+    TraceContextTextMapPropagator().inject(carrier)  # W3C, whatever OTEL_PROPAGATORS says
     return carrier.get("traceparent")
 
 
@@ -104,9 +114,13 @@ def continued(traceparent: str | None, name: str, **attributes: Any) -> Iterator
         yield
         return
     from opentelemetry import trace
-    from opentelemetry.propagate import extract
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    parent = extract({"traceparent": traceparent}) if traceparent else None
+    parent = (
+        TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+        if traceparent
+        else None
+    )
     tracer = trace.get_tracer("openlines")
     with tracer.start_as_current_span(name, context=parent, attributes=attributes):
         yield
@@ -122,3 +136,56 @@ def current_ids() -> dict[str, str]:
     if not context.is_valid:
         return {}
     return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without what may be a credential: the query, and any path segment that is not
+    a plain word or a short number (a Telegram bot token, a Bitrix24 webhook token)."""
+    parts = urlsplit(url)
+    segments = [
+        segment if _PLAIN_SEGMENT.fullmatch(segment) else "*" for segment in parts.path.split("/")
+    ]
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], "/".join(segments), "", ""))
+
+
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z._-]*|[0-9]{1,10}|[A-Za-z0-9]{1,4}")
+
+
+def _redact_url(span: Any, request: Any) -> None:
+    """httpx spans record the URL; tokens travel in some URLs' paths."""
+    if span.is_recording():
+        url = redacted_url(str(request.url))
+        span.set_attribute("url.full", url)
+        span.set_attribute("http.url", url)
+
+
+async def _redact_url_async(span: Any, request: Any) -> None:
+    _redact_url(span, request)
+
+
+def _no_lone_client_spans() -> Any:
+    """The sampler of spans that begin a trace: it drops client spans (an SQL statement, an
+    HTTP call) that have no parent. Background loops (the relay's polling, the metrics
+    sampler, probes) would otherwise export a one-span trace for each of their queries."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+    from opentelemetry.trace import SpanKind
+
+    class NoLoneClientSpans(Sampler):
+        def should_sample(
+            self,
+            parent_context: Any,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: Any = None,
+        ) -> SamplingResult:
+            if kind == SpanKind.CLIENT:
+                return SamplingResult(Decision.DROP)
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+        def get_description(self) -> str:
+            return "NoLoneClientSpans"
+
+    return NoLoneClientSpans()

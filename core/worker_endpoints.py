@@ -6,7 +6,8 @@ latencies, sticky cache, ...). The SDK serves its metrics on a port of its own, 
 loopback here; ``/metrics`` appends them, so a scraper sees one target per worker.
 
 ``/healthz`` answers while the event loop runs (a stuck loop cannot answer it);
-``/readyz`` answers 200 only while the worker polls its task queue.
+``/readyz`` answers 200 only while the worker's Temporal worker runs (it polls its task
+queue) and the worker is not stopping.
 """
 
 import asyncio
@@ -22,13 +23,20 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
 
 
 class Readiness:
-    """Whether the worker polls its task queue now."""
+    """Whether the worker polls its task queue now: its Temporal worker runs and it is not
+    stopping."""
 
-    def __init__(self) -> None:
-        self.ready = False
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.worker: Worker | None = None  # set once it polls
+        self._stop = stop
+
+    @property
+    def ready(self) -> bool:
+        return self.worker is not None and self.worker.is_running and not self._stop.is_set()
 
 
 def runtime_with_metrics() -> tuple[Runtime, str]:
@@ -99,15 +107,20 @@ async def serving(
             f"cannot serve /metrics and probes on {host}:{port} (OPENLINES_WORKER_HOST, "
             f"OPENLINES_WORKER_PORT): {error.strerror}"
         ) from None
-    config = uvicorn.Config(app(readiness, sdk_metrics_url), log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app(readiness, sdk_metrics_url),
+        log_level="warning",
+        lifespan="on",
+        log_config=None,  # its records go to the process's handler (JSON lines, if so set)
+    )
     server = uvicorn.Server(config)
     # SIGTERM and SIGINT belong to the worker, which drains before it stops; uvicorn would
     # take them over (and raise them again on its way out).
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    server_task = asyncio.create_task(server.serve(sockets=[listening]))
     try:
         yield
     finally:
         server.should_exit = True  # a clean stop: open scrapes finish, the lifespan ends
-        await serving
+        await server_task
         listening.close()

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from channels.webhook.signing import signed_headers
+from core.tracing import redacted_url
 from tests.channels.receiver import Receiver, serve_receiver
 from tests.dev_stack import Stack, stack_database
 from tests.local_server import serving
@@ -149,6 +150,9 @@ async def test_one_trace_spans_inbound_post_relay_workflow_activity_and_send(
             if s.trace_id == post.trace_id and s.service == service and "db.system" in s.attributes
         ]
         assert statements, f"no SQL statement of {service} in the trace"
+    # Background loops (the relay's polling, the metrics sampler) export no lone statements.
+    lone = [s for s in collected.spans if not s.parent_id and "db.system" in s.attributes]
+    assert not lone, lone[:3]
     # The workflow runs themselves: marks under the signal that started each.
     for workflow in ("DialogWorkflow", "ChannelDeliveryWorkflow"):
         started = chain[names.index(("openlines-worker", f"SignalWithStartWorkflow:{workflow}"))]
@@ -220,3 +224,16 @@ def test_without_an_endpoint_no_tracing_code_is_loaded() -> None:
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
+
+
+def test_urls_in_spans_lose_their_tokens() -> None:
+    """A Telegram bot token and a Bitrix24 webhook token travel in their URLs' paths."""
+    assert redacted_url("https://api.telegram.org/bot123456:AAE-x_yz/sendMessage") == (
+        "https://api.telegram.org/*/sendMessage"
+    )
+    assert redacted_url("https://acme.bitrix24.ru/rest/1/ab12cd34ef56gh78/crm.lead.add?x=1") == (
+        "https://acme.bitrix24.ru/rest/1/*/crm.lead.add"
+    )
+    assert (
+        redacted_url("http://user:secret@127.0.0.1:5555/v1/hook") == "http://127.0.0.1:5555/v1/hook"
+    )

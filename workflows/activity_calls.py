@@ -25,7 +25,7 @@ STEP = timedelta(minutes=1)
 # All attempts of a regular activity (a channel or CRM call, apart from the dialog's lock).
 REGULAR = timedelta(hours=1)
 # Exception classes a retry cannot cure: a bug or a row that does not exist.
-DETERMINISTIC = [
+DETERMINISTIC = (
     "AssertionError",
     "AttributeError",
     "KeyError",
@@ -34,7 +34,7 @@ DETERMINISTIC = [
     "ValueError",
     "ValidationError",
     "IntegrityError",
-]
+)
 RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=10),

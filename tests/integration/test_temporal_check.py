@@ -52,5 +52,5 @@ async def test_an_unknown_namespace_is_named_with_the_command_that_creates_it(
     _, report = await check(Settings(temporal_address=address, temporal_namespace="nowhere"))
     assert report.problems == [
         f"namespace 'nowhere' does not exist on {address}; create it: temporal operator "
-        f"namespace create --address {address} nowhere"
+        f"namespace create --address {address} --namespace nowhere"
     ]

@@ -40,9 +40,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr, ValidationError
+from temporalio.client import Client
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
+from core import temporal as core_temporal
 from core.config import Settings
 from core.temporal import tls_config
 from core.temporal_check import TemporalNotReady, check, require
@@ -547,3 +549,22 @@ def test_a_certificate_without_its_key_is_refused(pki: Pki) -> None:
 def test_a_missing_tls_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="is not a readable file"):
         Settings(temporal_tls_ca=tmp_path / "nowhere.pem")
+
+
+async def test_an_api_key_is_given_to_the_client_with_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Temporal Cloud: the key goes to ``Client.connect`` (sent as ``Authorization: Bearer``)
+    over TLS with the system's CAs."""
+    seen: dict[str, Any] = {}
+
+    async def connect(target_host: str, **options: Any) -> None:
+        seen.update(options, target_host=target_host)
+
+    monkeypatch.setattr(Client, "connect", connect)
+    await core_temporal.connect(
+        Settings(
+            temporal_address="ns.acct.tmprl.cloud:7233", temporal_api_key=SecretStr("cloud-key")
+        )
+    )
+    assert seen["target_host"] == "ns.acct.tmprl.cloud:7233"
+    assert seen["api_key"] == "cloud-key"
+    assert seen["tls"] is True
