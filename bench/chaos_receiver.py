@@ -9,22 +9,20 @@ any other is taken (200). Deliveries are at least once: a message may come again
 killed after the POST, before it wrote ``sent``), and is counted, not refused.
 """
 
-import asyncio
 import json
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from channels.webhook.signing import BadSignature, verify
+from core import local_http
 
 DELIVERY_HEADER = "X-Openlines-Delivery"
 REFUSE_EVERY = 7  # every 7th request gets a 503: the sender must try again
@@ -91,24 +89,8 @@ class ChaosReceiver:
 async def serve_receiver(refuse_every: int = REFUSE_EVERY) -> AsyncIterator[ChaosReceiver]:
     """A running receiver in this event loop; POST to its ``url``."""
     receiver = ChaosReceiver(refuse_every=refuse_every)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    bound = local_http.bound_socket("127.0.0.1", 0)
+    receiver.url = f"http://127.0.0.1:{bound.getsockname()[1]}/openlines"
     # A short grace: a worker still holding a keep-alive connection must not stall the end.
-    config = uvicorn.Config(
-        receiver.app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # raises what stopped it
-                raise RuntimeError("the chaos receiver did not start")
-            await asyncio.sleep(0.01)
-        receiver.url = f"http://127.0.0.1:{port}/openlines"
+    async with local_http.serving(receiver.app(), bound, grace_s=2):
         yield receiver
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

@@ -4,7 +4,6 @@ worker of item 3. Every process is stopped when the block ends, however it ends.
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from temporalio.client import Client
 from bench.database import Database
 from core import child_process, dev_stack, migrate, temporal_dev_server
 from core.config import Settings
+from core.local_http import free_port
 from core.temporal import connect
 
 BARE_TASK_QUEUE = "bench-bare"
@@ -34,13 +34,6 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]]
     client: Client
     bare_log: Path
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def spawn_logged(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -12,11 +12,9 @@ queue) and the worker is not stopping.
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +22,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
+
+from core import local_http
 
 
 class Readiness:
@@ -41,9 +41,7 @@ class Readiness:
 
 def runtime_with_metrics() -> tuple[Runtime, str]:
     """A Temporal runtime exporting the SDK's metrics on a free loopback port, and their URL."""
-    with socket.socket() as probe:  # the OS picks a free port; the SDK binds it next
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = local_http.free_port()  # the SDK binds it next
     runtime = Runtime(
         telemetry=TelemetryConfig(
             metrics=PrometheusConfig(
@@ -97,30 +95,12 @@ async def serving(
     host: str, port: int, readiness: Readiness, sdk_metrics_url: str | None
 ) -> AsyncIterator[None]:
     """Serve the port for the duration of the block."""
-    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listening.bind((host, port))
+        bound = local_http.bound_socket(host, port)
     except OSError as error:
-        listening.close()
         raise PortUnavailable(
             f"cannot serve /metrics and probes on {host}:{port} (OPENLINES_WORKER_HOST, "
             f"OPENLINES_WORKER_PORT): {error.strerror}"
         ) from None
-    config = uvicorn.Config(
-        app(readiness, sdk_metrics_url),
-        log_level="warning",
-        lifespan="on",
-        log_config=None,  # its records go to the process's handler (JSON lines, if so set)
-    )
-    server = uvicorn.Server(config)
-    # SIGTERM and SIGINT belong to the worker, which drains before it stops; uvicorn would
-    # take them over (and raise them again on its way out).
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    server_task = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
+    async with local_http.serving(app(readiness, sdk_metrics_url), bound, lifespan="on"):
         yield
-    finally:
-        server.should_exit = True  # a clean stop: open scrapes finish, the lifespan ends
-        await server_task
-        listening.close()

@@ -7,7 +7,6 @@ PostgreSQL half is skipped and the summary says so plainly; with
 """
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -122,13 +121,6 @@ async def empty_tables(sessions: async_sessionmaker[AsyncSession]) -> None:
 async def app(make_app: Callable[..., Any]) -> FastAPI:
     result: FastAPI = await make_app()
     return result
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def client_for(app: FastAPI, key: str | None) -> httpx.AsyncClient:

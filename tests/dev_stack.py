@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import empty_postgres_database, free_port
+from core.local_http import free_port
+from tests.conftest import empty_postgres_database
 
 STARTED = "openlines is running"
 

@@ -18,9 +18,10 @@ from api.app import create_app
 from core.api_keys import digest
 from core.config import Settings
 from core.db import create_engine, session_factory
+from core.local_http import free_port
 from core.migrate import alembic_config
 from core.models import ApiKey, Base, Bot
-from tests.conftest import client_for, empty_postgres_database, free_port
+from tests.conftest import client_for, empty_postgres_database
 
 OPENLINES = Path(sys.executable).parent / "openlines"  # the console script of this install
 

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from core.config import Settings
+from core.local_http import free_port
 from tests.api.test_service import started, unreachable_database
-from tests.conftest import ADMIN_KEY, client_for, free_port
+from tests.conftest import ADMIN_KEY, client_for
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -19,8 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 from api import metrics
 from api.app import create_app
 from core.config import Settings
+from core.local_http import free_port
 from core.temporal_dev_server import find_binary
-from tests.conftest import client_for, free_port
+from tests.conftest import client_for
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -17,9 +17,9 @@ from httpx import AsyncClient
 
 from channels.webchat.emails import sweep
 from core.config import Settings
+from core.local_http import free_port
 from core.models import Dialog, Message
 from tests.api.test_webchat import CONFIG, Widget, connect, ok
-from tests.conftest import free_port
 
 LATER = timedelta(seconds=121)  # past the default 120 s a reply waits unread
 

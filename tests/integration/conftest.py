@@ -16,8 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import relay
 from core import temporal_dev_server
+from core.local_http import free_port
 from core.relay_wakeups import Wakeups
-from tests.conftest import ADMIN_KEY, client_for, free_port
+from tests.conftest import ADMIN_KEY, client_for
 from worker import build_worker
 
 

@@ -12,7 +12,6 @@ there; otherwise into the test's temporary folder).
 import asyncio
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, Frame, Page, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
 from channels.webchat.visitors import identity_hash
+from core import local_http
 from tests.conftest import ADMIN_KEY, client_for
 from tests.integration.conftest import running_worker
 
@@ -68,30 +67,25 @@ async def site(
     make_app: Callable[..., Awaitable[FastAPI]], temporal: WorkflowEnvironment, task_queue: str
 ) -> AsyncIterator[Site]:
     """The system served on a local port, with a line (Ann, online) and a web chat."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        app = await make_app(task_queue=task_queue, widget_demo=True, public_url=url)
-        app.state.temporal = temporal.client
-        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        async with running_worker(app, temporal, task_queue), client_for(app, ADMIN_KEY) as admin:
-            ann = (await admin.post("/v1/operators", json={"name": "Ann"})).json()["id"]
-            await admin.put(f"/v1/operators/{ann}/presence", json={"status": "online"})
-            queue = {"members": [{"type": "operator", "id": ann}]}
-            line = (
-                await admin.post("/v1/lines", json={"name": "Demo shop", "queue": queue})
-            ).json()
-            config = {"allowed_origins": [url], "colour": "#0b7a75"}
-            created = await admin.post(
-                f"/v1/lines/{line['id']}/channels", json={"type": "webchat", "config": config}
-            )
-            assert created.status_code == 201, created.text
-            yield Site(app, admin, url, created.json()["id"], ann, created.json()["secret"])
-        server.should_exit = True
-        async with asyncio.timeout(10):
-            await serving
+    bound = local_http.bound_socket("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{bound.getsockname()[1]}"
+    app = await make_app(task_queue=task_queue, widget_demo=True, public_url=url)
+    app.state.temporal = temporal.client
+    async with (
+        local_http.serving(app, bound, grace_s=10),
+        running_worker(app, temporal, task_queue),
+        client_for(app, ADMIN_KEY) as admin,
+    ):
+        ann = (await admin.post("/v1/operators", json={"name": "Ann"})).json()["id"]
+        await admin.put(f"/v1/operators/{ann}/presence", json={"status": "online"})
+        queue = {"members": [{"type": "operator", "id": ann}]}
+        line = (await admin.post("/v1/lines", json={"name": "Demo shop", "queue": queue})).json()
+        config = {"allowed_origins": [url], "colour": "#0b7a75"}
+        created = await admin.post(
+            f"/v1/lines/{line['id']}/channels", json={"type": "webchat", "config": config}
+        )
+        assert created.status_code == 201, created.text
+        yield Site(app, admin, url, created.json()["id"], ann, created.json()["secret"])
 
 
 @pytest.fixture

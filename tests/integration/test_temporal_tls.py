@@ -46,9 +46,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from core import temporal as core_temporal
 from core.config import Settings
+from core.local_http import free_port
 from core.temporal import tls_config
 from core.temporal_check import TemporalNotReady, check, require
-from tests.conftest import free_port
 
 SERVER_NAME = "temporal.openlines.test"
 CLIENT_NAME = "openlines-worker"

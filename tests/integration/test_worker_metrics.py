@@ -35,9 +35,10 @@ from temporalio.testing import WorkflowEnvironment
 import worker
 from core import metrics
 from core.config import Settings
+from core.local_http import free_port
 from tests import dashboard_preview as preview
 from tests.channels.receiver import Receiver
-from tests.conftest import ADMIN_KEY, client_for, free_port
+from tests.conftest import ADMIN_KEY, client_for
 from tests.integration.conftest import System
 from tests.integration.test_webhook_channel import client_writes, message_when, received
 
