@@ -12,28 +12,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.config import Settings
 from core.temporal import connect, tls_enabled
 from workflows import search_attributes
-
-# Names the `temporal` CLI gives the types (its --type flag).
-_CLI_TYPE = {
-    IndexedValueType.INDEXED_VALUE_TYPE_INT: "Int",
-    IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
-    IndexedValueType.INDEXED_VALUE_TYPE_BOOL: "Bool",
-    IndexedValueType.INDEXED_VALUE_TYPE_TEXT: "Text",
-    IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE: "Double",
-    IndexedValueType.INDEXED_VALUE_TYPE_DATETIME: "Datetime",
-    IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST: "KeywordList",
-}
+from workflows.search_attributes import cli_type
 
 
 class TemporalNotReady(Exception):
@@ -104,8 +93,8 @@ async def _check_search_attributes(client: Client, settings: Settings, report: R
         elif registered != int(key.indexed_value_type):
             report.problems.append(
                 f"search attribute {key.name} is registered as "
-                f"{_CLI_TYPE.get(IndexedValueType.ValueType(registered), registered)}, "
-                f"openlines needs {_CLI_TYPE[IndexedValueType.ValueType(key.indexed_value_type)]}"
+                f"{cli_type(SearchAttributeIndexedValueType(registered))}, "
+                f"openlines needs {cli_type(key.indexed_value_type)}"
             )
     if missing:
         report.problems.append(
@@ -138,10 +127,7 @@ def _connection_flags(settings: Settings) -> str:
 def _flags(keys: Sequence[SearchAttributeKey[Any]]) -> str:
     """``--name X --type Y`` for each key, as ``temporal operator search-attribute create``
     takes them."""
-    return " ".join(
-        f"--name {key.name} --type {_CLI_TYPE[IndexedValueType.ValueType(key.indexed_value_type)]}"
-        for key in keys
-    )
+    return " ".join(f"--name {key.name} --type {cli_type(key.indexed_value_type)}" for key in keys)
 
 
 async def require(settings: Settings, runtime: Runtime | None = None) -> Client:

@@ -17,20 +17,14 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
 
 from core import child_process
 from workflows import search_attributes
 
+
 # The CLI flag spells types by name (Int, Keyword); the operator API by enum.
-_FLAG_TYPE = {
-    SearchAttributeIndexedValueType.INT: "Int",
-    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
-    SearchAttributeIndexedValueType.BOOL: "Bool",
-}
-
-
 def find_binary(name: str) -> str:
     """A binary installed beside this Python (the venv's ``bin``), else one on PATH."""
     beside = Path(sys.executable).parent / name
@@ -65,7 +59,10 @@ def command(db_file: Path, port: int, ui_port: int, ip: str = "127.0.0.1") -> li
         "--ui-disable-news-fetch",
     ]
     for key in search_attributes.ALL:
-        args += ["--search-attribute", f"{key.name}={_FLAG_TYPE[key.indexed_value_type]}"]
+        args += [
+            "--search-attribute",
+            f"{key.name}={search_attributes.cli_type(key.indexed_value_type)}",
+        ]
     return args
 
 

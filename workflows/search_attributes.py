@@ -4,7 +4,7 @@ Values are ids and enums only: search attributes are stored unencrypted, so neve
 phone or email.
 """
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
 LINE_ID = SearchAttributeKey.for_int("LineId")
 OPERATOR_ID = SearchAttributeKey.for_int("OperatorId")
@@ -15,3 +15,8 @@ CLIENT_ID = SearchAttributeKey.for_int("ClientId")
 DIALOG_STALLED = SearchAttributeKey.for_bool("DialogStalled")
 
 ALL = (LINE_ID, OPERATOR_ID, DIALOG_STATUS, CHANNEL_TYPE, CLIENT_ID, DIALOG_STALLED)
+
+
+def cli_type(value_type: SearchAttributeIndexedValueType) -> str:
+    """The type as the ``temporal`` CLI names it (``Int``, ``Keyword``, ``KeywordList``)."""
+    return "".join(part.capitalize() for part in value_type.name.split("_"))
